@@ -1,0 +1,49 @@
+"""polydiff: a plugin-based multimodal diffusion framework.
+
+Names are imported lazily so ``polydiff --help`` starts without importing torch.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .errors import InvalidInputError, NonFiniteError, PluginError, PolydiffError, UnknownNameError
+from .hookspecs import hookimpl
+from .specs import Backend, Encoder, LoadedModel, Modality, StepInfo
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    # maths
+    "NoiseSchedule": "schedules", "VPSchedule": "schedules", "Grid": "schedules",
+    "Spacing": "spacing", "SeededNoise": "noise",
+    "as_denoiser": "denoisers", "guided": "denoisers", "x0_from": "denoisers", "target_for": "denoisers",
+    "sample": "sampling", "build_grid": "sampling",
+    # editing
+    "Constraint": "editing", "Replacement": "editing", "SDEdit": "editing", "Measurement": "editing",
+    "Operator": "editing", "MaskOperator": "editing", "LinearOperator": "editing",
+    "FunctionOperator": "editing",
+    # generation
+    "generate": "generation", "GenerateRequest": "request", "Result": "result", "Plan": "generation",
+    # training and checkpoints
+    "Trainer": "training", "TrainConfig": "training",
+    "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
+    # components
+    "components": "registry", "load_plugins": "plugins",
+}
+
+__all__ = sorted(
+    ["hookimpl", "Backend", "Encoder", "LoadedModel", "Modality", "StepInfo", "PolydiffError",
+     "InvalidInputError", "NonFiniteError", "PluginError", "UnknownNameError", *_LAZY]
+)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'polydiff' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

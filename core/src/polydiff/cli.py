@@ -1,0 +1,175 @@
+"""The ``polydiff`` command line. Heavy modules are imported inside commands, so ``--help``
+and ``polydiff plugins`` start without torch."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .errors import PolydiffError
+
+
+class Group(click.Group):
+    """Turns a user's mistake (``PolydiffError``) into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PolydiffError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="polydiff")
+def cli():
+    """polydiff: plugin-based multimodal diffusion.
+
+    Generate with `polydiff generate MODALITY PROMPT`, list what plugins provide with
+    `polydiff plugins`, `samplers`, `schedules` and `modalities`.
+    """
+
+
+def _split_extra(args) -> tuple[str | None, dict]:
+    """``["a prompt", "--seconds", "2"]`` -> ("a prompt", {"seconds": 2}); option values are
+    parsed as JSON when they can be (numbers, true/false), else kept as strings."""
+    prompt, options, i = None, {}, 0
+    while i < len(args):
+        token = args[i]
+        if not token.startswith("--") or len(token) < 3:
+            if prompt is not None:
+                raise click.UsageError(f"unexpected argument {token!r} (quote a prompt with spaces)")
+            prompt, i = token, i + 1
+            continue
+        key = token[2:].replace("-", "_")
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            value, i = args[i + 1], i + 2
+        else:
+            value, i = "true", i + 1
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return prompt, options
+
+
+@cli.command(context_settings=dict(ignore_unknown_options=True))
+@click.argument("modality")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("-n", "n", type=int, default=1, show_default=True, help="number of samples")
+@click.option("--task", default="generate", show_default=True)
+@click.option("--steps", type=int, help="sampler steps (default: the modality's)")
+@click.option("--sampler", help="see `polydiff samplers`")
+@click.option("--spacing", help="uniform, trailing, karras, logsnr, ...")
+@click.option("--guidance", type=float, help="classifier-free guidance scale")
+@click.option("--seed", type=int, help="sample i uses seed + i (random if omitted; recorded)")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--backend", help="denoiser backend (default: the modality's)")
+@click.option("--init", help="input file for editing tasks")
+@click.option("--mask", help="mask file for inpainting-like tasks")
+@click.option("--strength", type=float, help="SDEdit strength in (0, 1]")
+@click.option("-o", "--out", default="out", show_default=True, help="output folder")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def generate(modality, args, out, quiet, **fields):
+    """Generate or edit samples: MODALITY [PROMPT] [--OPTION VALUE ...].
+
+    Options this command does not know (``--seconds 2``) are the modality's own options.
+    """
+    from .generation import generate as run_generate
+
+    prompt, options = _split_extra(list(args))
+    fields = {k: v for k, v in fields.items() if v is not None}
+    result = run_generate(modality, prompt, progress=not quiet, **fields, **options)
+    for path in result.save(out):
+        click.echo(str(path))
+
+
+def _table(rows, headers):
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    for row in [headers, *rows]:
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+@cli.command()
+def samplers():
+    """List registered samplers."""
+    from .registry import components
+
+    reg = components().samplers
+    _table([(n, s.order, "yes" if s.stochastic else "no", reg.origin[n], s.description)
+            for n, s in sorted(reg.items())], ("name", "order", "stochastic", "plugin", "description"))
+
+
+@cli.command()
+def schedules():
+    """List registered noise schedules and step spacings."""
+    from .registry import components
+
+    c = components()
+    _table([(n, "schedule", c.schedules.origin[n], s.description) for n, s in sorted(c.schedules.items())]
+           + [(n, "spacing", c.spacings.origin[n], s.description) for n, s in sorted(c.spacings.items())],
+           ("name", "kind", "plugin", "description"))
+
+
+@cli.command()
+def modalities():
+    """List registered modalities with their tasks and default backends."""
+    from .registry import components
+
+    c = components()
+    _table([(n, ", ".join(m.tasks), m.default_backend, c.modalities.origin[n])
+            for n, m in sorted(c.modalities.items())], ("name", "tasks", "backend", "plugin"))
+
+
+@cli.command()
+@click.argument("modality")
+@click.option("--backend", help="backend to train (default: the modality's)")
+@click.option("--out", help="checkpoint folder (default: the backend's)")
+@click.option("--steps", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--seed", type=int)
+@click.option("--quiet", is_flag=True)
+@click.pass_context
+def train(ctx, modality, backend, out, quiet, **overrides):
+    """Train a modality's backend with polydiff's trainer (torchrun works too)."""
+    from .registry import components
+
+    c = components()
+    mod = c.modalities.get_named(modality)
+    spec = c.backends.get_named(backend or mod.default_backend)
+    if getattr(spec, "train", None) is None:
+        raise click.ClickException(f"backend {spec.name!r} has no training recipe")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    path = spec.train(out=out, progress=not quiet, **overrides)
+    click.echo(str(path))
+
+
+@cli.command()
+@click.option("-o", "--out", default="out/demo", show_default=True)
+def demo(out):
+    """Sample a 2-D Gaussian mixture with every sampler and save a picture of each."""
+    from .demo import run_demo
+
+    for path in run_demo(out):
+        click.echo(str(path))
+
+
+def _add_plugin_commands():
+    from .cli_plugins import plugins
+
+    cli.add_command(plugins)
+    from .plugins import load_plugins
+
+    load_plugins().hook.register_commands(cli=cli)
+
+
+def main(argv=None):
+    _add_plugin_commands()
+    return cli.main(args=argv, prog_name="polydiff")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

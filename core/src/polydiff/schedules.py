@@ -1,0 +1,182 @@
+"""Noise schedules: ``x_t = alpha(t) * x0 + sigma(t) * eps`` for continuous ``t`` in [0, 1].
+
+A schedule only defines ``alpha`` and ``sigma``; the log-SNR ``lam = log(alpha / sigma)`` and
+its inverse come for free. Samplers read schedules through a precomputed ``Grid`` of Python
+floats, so nothing here runs inside the sampling loop.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+class NoiseSchedule:
+    """Base class. ``t_max`` is where sampling starts, ``t_min`` the smallest trained time."""
+
+    name = "schedule"
+    description = ""
+    t_min = 1e-3
+    t_max = 1.0
+
+    def alpha(self, t: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def lam(self, t: torch.Tensor) -> torch.Tensor:
+        """Log signal-to-noise ratio log(alpha / sigma); decreasing in t."""
+        return torch.log(self.alpha(t)) - torch.log(self.sigma(t))
+
+    def t_of_lam(self, lam: torch.Tensor) -> torch.Tensor:
+        """Inverse of ``lam`` by bisection in float64 (host-side only: used to build grids)."""
+        lam = torch.as_tensor(lam, dtype=torch.float64)
+        lo = torch.zeros_like(lam)
+        hi = torch.ones_like(lam)
+        for _ in range(80):
+            mid = (lo + hi) / 2
+            above = self.lam(mid) > lam  # lam decreases with t: root lies at larger t
+            lo = torch.where(above, mid, lo)
+            hi = torch.where(above, hi, mid)
+        return (lo + hi) / 2
+
+    def floats(self, t: float) -> tuple[float, float]:
+        """(alpha, sigma) at one time, as Python floats."""
+        tt = torch.tensor(float(t), dtype=torch.float64)
+        return float(self.alpha(tt)), float(self.sigma(tt))
+
+    def __repr__(self):
+        return f"<schedule {self.name}>"
+
+
+class VPSchedule(NoiseSchedule):
+    """Variance preserving: alpha^2 + sigma^2 = 1, defined by log(alpha^2) = log_alpha_bar(t)."""
+
+    def log_alpha_bar(self, t):
+        raise NotImplementedError
+
+    def alpha(self, t):
+        return torch.exp(0.5 * self.log_alpha_bar(t))
+
+    def sigma(self, t):
+        return torch.sqrt(-torch.expm1(self.log_alpha_bar(t)))
+
+    def lam(self, t):
+        lab = self.log_alpha_bar(t)
+        return 0.5 * lab - 0.5 * torch.log(-torch.expm1(lab))
+
+
+class VPLinear(VPSchedule):
+    """DDPM's linear betas (1e-4 to 0.02 over 1000 steps) as a continuous-time schedule."""
+
+    name = "vp-linear"
+    description = "DDPM linear betas, continuous time (beta 0.1 -> 20)"
+
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
+        self.beta_min, self.beta_max = beta_min, beta_max
+
+    def log_alpha_bar(self, t):
+        t = torch.as_tensor(t)
+        return -(self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2)
+
+
+class VPScaledLinear(VPSchedule):
+    """Stable Diffusion's scaled-linear betas: sqrt(beta) linear from sqrt(0.00085) to sqrt(0.012)."""
+
+    name = "scaled-linear"
+    description = "Stable Diffusion's scaled-linear betas, continuous time"
+
+    def __init__(self, beta_start: float = 0.00085, beta_end: float = 0.012, steps: int = 1000):
+        self.a, self.b, self.steps = math.sqrt(beta_start), math.sqrt(beta_end), steps
+
+    def log_alpha_bar(self, t):
+        t = torch.as_tensor(t)
+        a, d = self.a, self.b - self.a
+        return -self.steps * (a * a * t + a * d * t**2 + d * d * t**3 / 3)
+
+
+class VPCosine(VPSchedule):
+    """Improved-DDPM cosine schedule (offset s = 0.008); stops short of t = 1 where alpha = 0."""
+
+    name = "vp-cosine"
+    description = "cosine alpha_bar (Nichol & Dhariwal), offset 0.008"
+    t_max = 0.999
+
+    def __init__(self, s: float = 0.008):
+        self.s = s
+
+    def log_alpha_bar(self, t):
+        t = torch.as_tensor(t)
+        f = lambda u: torch.log(torch.cos((u + self.s) / (1 + self.s) * math.pi / 2) ** 2)  # noqa: E731
+        return f(t) - f(torch.zeros_like(t))
+
+
+class EDM(NoiseSchedule):
+    """Variance exploding (EDM/Karras): alpha = 1, sigma = sigma_max * t."""
+
+    name = "edm"
+    description = "variance exploding, sigma in [0.002, 80] (Karras et al.)"
+
+    def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
+        self.sigma_max = sigma_max
+        self.t_min = sigma_min / sigma_max
+
+    def alpha(self, t):
+        return torch.ones_like(torch.as_tensor(t))
+
+    def sigma(self, t):
+        return self.sigma_max * torch.as_tensor(t)
+
+    def t_of_lam(self, lam):
+        return torch.exp(-torch.as_tensor(lam, dtype=torch.float64)) / self.sigma_max
+
+
+class RectifiedFlow(NoiseSchedule):
+    """Rectified flow / linear interpolation: alpha = 1 - t, sigma = t."""
+
+    name = "flow"
+    description = "rectified flow, alpha = 1 - t, sigma = t"
+    t_max = 0.999
+
+    def alpha(self, t):
+        return 1 - torch.as_tensor(t)
+
+    def sigma(self, t):
+        return torch.as_tensor(t)
+
+    def t_of_lam(self, lam):
+        return torch.sigmoid(-torch.as_tensor(lam, dtype=torch.float64))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The times a sampling run visits, with alpha, sigma and log-SNR as Python floats.
+
+    ``t`` decreases and ends at 0, where sigma = 0 and the log-SNR is +inf.
+    """
+
+    t: tuple[float, ...]
+    alpha: tuple[float, ...]
+    sigma: tuple[float, ...]
+    lam: tuple[float, ...]
+    schedule: NoiseSchedule | None = None  # for samplers that visit times between grid points
+
+    @classmethod
+    def build(cls, schedule: NoiseSchedule, times) -> "Grid":
+        t = torch.tensor([float(v) for v in times], dtype=torch.float64)
+        a, s = schedule.alpha(t), schedule.sigma(t)
+        lam = [_log_snr(ai, si) for ai, si in zip(a.tolist(), s.tolist())]
+        return cls(tuple(t.tolist()), tuple(a.tolist()), tuple(s.tolist()), tuple(lam), schedule)
+
+    def __len__(self):
+        return len(self.t) - 1  # number of steps
+
+
+def _log_snr(alpha: float, sigma: float) -> float:
+    if sigma <= 0:
+        return math.inf
+    if alpha <= 0:
+        return -math.inf
+    return math.log(alpha / sigma)

@@ -1,0 +1,4 @@
+"""Test kit for polydiff and its plugins: analytic oracles to check samplers and editing against."""
+from .oracle import GaussianMixture
+
+__all__ = ["GaussianMixture"]
