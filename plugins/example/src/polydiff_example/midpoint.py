@@ -2,8 +2,9 @@
 
 
 def midpoint(model, x, grid, noise=None, callback=None):
-    """Explicit midpoint (RK2) on the probability-flow ODE in scaled space; the midpoint is the
-    geometric mean of the two noise levels (Euler for the last step to 0)."""
+    """Explicit midpoint (RK2) on the probability-flow ODE in scaled space.
+
+    The midpoint is the geometric mean of the two noise levels; the last step to 0 is Euler."""
     import math
 
     import torch
