@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .cli_plugins import _table
 from .errors import PolydiffError
 
 
@@ -87,12 +88,6 @@ def generate(modality, args, out, quiet, **fields):
         click.echo(str(path))
 
 
-def _table(rows, headers):
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    for row in [headers, *rows]:
-        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
-
-
 @cli.command()
 def samplers():
     """List registered samplers."""
@@ -167,7 +162,11 @@ def _add_plugin_commands():
 
 
 def main(argv=None):
-    _add_plugin_commands()
+    try:
+        _add_plugin_commands()
+    except PolydiffError as exc:  # e.g. a broken plugin under POLYDIFF_STRICT_PLUGINS=1
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     return cli.main(args=argv, prog_name="polydiff")
 
 

@@ -31,7 +31,7 @@ def strict() -> bool:
 
 def report_failure(name: str, exc: BaseException) -> None:
     """Skip a broken plugin with one line on stderr (or raise, in strict mode)."""
-    reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, all of it
     if strict():
         raise PluginError(f"plugin {name!r} failed to load: {reason}") from exc
     failures[name] = reason
@@ -39,11 +39,12 @@ def report_failure(name: str, exc: BaseException) -> None:
 
 
 def _register(plugin, name: str) -> None:
-    pm.register(plugin, name=name)
     try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        pm.unregister(plugin)
+        pm.register(plugin, name=name)  # raises for a hookimpl whose arguments the spec lacks
+        pm.check_pending()  # raises for a hookimpl with no spec (a misspelt hook)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        if pm.get_plugin(name) is plugin:
+            pm.unregister(name=name)
         report_failure(name, exc)
 
 

@@ -1,0 +1,264 @@
+"""The plugin catalogue, ``registry.toml``: every known plugin, where it comes from, what it provides.
+
+There is one copy, at the repository root; the package reaches it through the symlink
+``polydiff/registry.toml`` (a wheel carries a plain copy of it). A folder ``source`` is relative
+to the directory holding the real file, i.e. the repository root, so folder sources can only be
+installed from a checkout; elsewhere ``install_command`` says so instead of guessing.
+
+Importing this module does not import torch.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from importlib.metadata import PackageNotFoundError, distribution, entry_points
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+
+from .errors import InvalidInputError, PluginError, PolydiffError, UnknownNameError
+
+CATALOGUE_PATH = Path(__file__).with_name("registry.toml")
+_DIST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+
+
+class CatalogueEntry(BaseModel):
+    """One ``[plugins.NAME]`` table; ``name`` comes from the table's key."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: str
+    distribution: str
+    source: str
+    modalities: list[str] = []
+    tasks: list[str] = []
+    requires: list[str] = []
+    description: str
+
+    @field_validator("name", "distribution")
+    @classmethod
+    def _dist_name(cls, value: str) -> str:
+        if not _DIST_NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid name (letters, digits, '.', '_', '-')")
+        return value
+
+    @field_validator("source", "description")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if not value.strip() or "\n" in value:
+            raise ValueError("must be one non-empty line")
+        return value.strip()
+
+    @field_validator("source")
+    @classmethod
+    def _relative_folder(cls, value: str) -> str:
+        if _looks_like_folder(value) and Path(value).is_absolute():
+            raise ValueError(f"folder source {value!r} must be relative to the repository root")
+        return value
+
+    @property
+    def is_folder(self) -> bool:
+        """True when ``source`` is a folder of the repository, False for a pip requirement."""
+        return _looks_like_folder(self.source)
+
+
+def _looks_like_folder(source: str) -> bool:
+    return "://" not in source and "@" not in source and ("/" in source or source.startswith("."))
+
+
+class Catalogue(BaseModel):
+    """All entries of one ``registry.toml``; ``path`` is where it was read from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plugins: dict[str, CatalogueEntry] = {}
+    _path: Path | None = PrivateAttr(default=None)
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def root(self) -> Path | None:
+        """The directory that folder sources are relative to (the repository root in a checkout)."""
+        return self._path.resolve().parent if self._path is not None else None
+
+    def get(self, name: str) -> CatalogueEntry:
+        """The entry called ``name`` (or whose distribution is ``name``)."""
+        if name in self.plugins:
+            return self.plugins[name]
+        for entry in self.plugins.values():
+            if _normalise(entry.distribution) == _normalise(name):
+                return entry
+        raise UnknownNameError(f"unknown plugin {name!r}{_hint(name, self.names())} "
+                               f"(known: {', '.join(sorted(self.plugins)) or 'none'}; "
+                               "see `polydiff plugins available`)")
+
+    def names(self) -> list[str]:
+        return sorted({*self.plugins, *(e.distribution for e in self.plugins.values())})
+
+    def source_folder(self, entry: CatalogueEntry) -> Path:
+        """The absolute folder of a folder source; a clear error when it is not there."""
+        if not entry.is_folder:
+            raise InvalidInputError(f"plugin {entry.name!r} comes from the package {entry.source!r}, not a folder")
+        folder = (self.root or Path.cwd()) / entry.source
+        if not folder.is_dir():
+            raise PluginError(
+                f"plugin {entry.name!r}: source folder {str(folder)!r} does not exist (the catalogue "
+                f"{str(self.path)!r} is not in a checkout of the polydiff repository that has it; "
+                "install from a checkout, or pass the plugin's folder: "
+                "`polydiff plugins install ./path/to/plugin`)")
+        return folder
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _hint(name: str, choices) -> str:
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _describe(err: dict) -> str:
+    loc = [str(p) for p in err["loc"]]
+    field = ".".join(loc) or "entry"
+    if err["type"] == "extra_forbidden":
+        hint = _hint(loc[-1], [f for f in CatalogueEntry.model_fields if f != "name"])
+        return f"unknown field {field!r}{hint}"
+    if err["type"] == "missing":
+        return f"missing field {field!r}"
+    return f"field {field!r}: {err['msg']}"
+
+
+def read_catalogue(path: str | Path | None = None) -> Catalogue:
+    """Read and validate a catalogue (default: the one shipped with polydiff).
+
+    Raises ``InvalidInputError`` naming the file, the broken entry and its field."""
+    path = Path(path) if path is not None else CATALOGUE_PATH
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PluginError(f"plugin catalogue {str(path)!r} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PluginError(f"plugin catalogue {str(path)!r} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInputError(f"{path}: not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - {"plugins"})
+    if unknown:
+        raise InvalidInputError(f"{path}: unknown top-level key {unknown[0]!r} "
+                                "(expected only [plugins.NAME] tables)")
+    tables = data.get("plugins", {})
+    if not isinstance(tables, dict):
+        raise InvalidInputError(f"{path}: 'plugins' must be a table of [plugins.NAME] tables")
+    entries, problems = {}, []
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            problems.append(f"plugin {name!r}: expected a [plugins.{name}] table, got {type(table).__name__}")
+            continue
+        if "name" in table and table["name"] != name:
+            problems.append(f"plugin {name!r}: field 'name' is {table['name']!r}, but the table is "
+                            f"[plugins.{name}] (leave 'name' out; the key is the name)")
+            continue
+        try:
+            entries[name] = CatalogueEntry.model_validate({**table, "name": name})
+        except ValidationError as exc:
+            problems.extend(f"plugin {name!r}: {_describe(e)}" for e in exc.errors())
+    if problems:
+        raise InvalidInputError(f"{path}: invalid plugin catalogue: " + "; ".join(problems))
+    catalogue = Catalogue(plugins=entries)
+    catalogue._path = path
+    return catalogue
+
+
+def installed_version(dist_name: str) -> str | None:
+    """The installed version of a distribution, or None."""
+    try:
+        return distribution(dist_name).version
+    except PackageNotFoundError:
+        return None
+
+
+def _pip(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pip", *args]
+
+
+def _constraints(root: Path | None) -> list[str]:
+    if root is not None and (root / "constraints.txt").is_file():
+        return ["-c", str(root / "constraints.txt")]
+    return []
+
+
+def is_path(name: str) -> bool:
+    """Whether ``plugins install NAME`` means a local folder rather than a catalogue name."""
+    return "/" in name or "\\" in name or name.startswith(".") or name.startswith("~")
+
+
+def _in_catalogue(name: str, catalogue: Catalogue | None) -> bool:
+    try:
+        (catalogue if catalogue is not None else read_catalogue()).get(name)
+    except PolydiffError:
+        return False
+    return True
+
+
+def install_command(name: str, catalogue: Catalogue | None = None, *, editable: bool = True,
+                    extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The pip command (in this interpreter's environment) that installs plugin ``name``.
+
+    ``name`` is a catalogue name or distribution, or a local folder (``./my-plugin``). Folder
+    sources are installed editable (``editable`` applies to a local folder given by the user);
+    a ``constraints.txt`` next to the catalogue is passed with ``-c``."""
+    if is_path(name) or (Path(name).is_dir() and not _in_catalogue(name, catalogue)):
+        root = catalogue.root if catalogue is not None else CATALOGUE_PATH.resolve().parent
+        folder = Path(name).expanduser().resolve()
+        if not folder.is_dir():
+            raise InvalidInputError(f"source folder {str(folder)!r} does not exist")
+        if not ((folder / "pyproject.toml").is_file() or (folder / "setup.py").is_file()):
+            raise InvalidInputError(f"folder {str(folder)!r} is not a Python project "
+                                    "(no pyproject.toml or setup.py)")
+        return _pip("install", *_constraints(root), *(["-e"] if editable else []), str(folder), *extra)
+    catalogue = catalogue if catalogue is not None else read_catalogue()
+    entry = catalogue.get(name)
+    constraints = _constraints(catalogue.root)
+    if entry.is_folder:
+        target = ["-e", str(catalogue.source_folder(entry))]
+    else:
+        target = [entry.source]
+    return _pip("install", *constraints, *target, *entry.requires, *extra)
+
+
+def installed_plugin_distributions() -> dict[str, str]:
+    """entry-point name -> distribution name, for the installed ``polydiff`` entry points."""
+    return {ep.name: ep.dist.name for ep in entry_points(group="polydiff") if ep.dist is not None}
+
+
+def uninstall_distribution(name: str, catalogue: Catalogue | None = None) -> str:
+    """The distribution that ``plugins uninstall name`` removes: a catalogue plugin's, or an
+    installed plugin's (by entry-point or distribution name)."""
+    catalogue = catalogue if catalogue is not None else read_catalogue()
+    if name in catalogue.plugins:
+        return catalogue.plugins[name].distribution
+    installed = installed_plugin_distributions()
+    if name in installed:
+        return installed[name]
+    for dist in [*installed.values(), *(e.distribution for e in catalogue.plugins.values())]:
+        if _normalise(dist) == _normalise(name):
+            return dist
+    if _normalise(name) == "polydiff":
+        raise InvalidInputError("polydiff itself is not a plugin; use `pip uninstall polydiff`")
+    choices = {*catalogue.names(), *installed, *installed.values()}
+    raise UnknownNameError(f"unknown plugin {name!r}{_hint(name, choices)} "
+                           f"(installed: {', '.join(sorted(installed)) or 'none'})")
+
+
+def uninstall_command(name: str, catalogue: Catalogue | None = None,
+                      extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The pip command (in this interpreter's environment) that removes plugin ``name``."""
+    return _pip("uninstall", "-y", uninstall_distribution(name, catalogue), *extra)

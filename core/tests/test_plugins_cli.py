@@ -1,0 +1,432 @@
+"""`polydiff plugins`, the plugin catalogue (registry.toml), and plugin-loading failures.
+
+Things that depend on the environment or on a fresh interpreter (POLYDIFF_PLUGINS,
+POLYDIFF_STRICT_PLUGINS, broken plugins, start-up imports) run `polydiff` in a subprocess;
+the rest uses click's CliRunner in this process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import polydiff
+from polydiff import cli as cli_module
+from polydiff.catalogue import (
+    CATALOGUE_PATH,
+    install_command,
+    read_catalogue,
+    uninstall_command,
+)
+from polydiff.errors import InvalidInputError, PluginError, UnknownNameError
+from polydiff.plugins import BUILTIN_PLUGINS
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = Path(sys.executable).with_name("polydiff")
+HOOKS = {"register_schedules", "register_samplers", "register_modalities", "register_encoders",
+         "register_backends", "register_commands", "on_step", "run_generation"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def runner():
+    cli_module._add_plugin_commands()
+    return CliRunner()
+
+
+def invoke(runner, *args):
+    return runner.invoke(cli_module.cli, list(args), prog_name="polydiff")
+
+
+def polydiff_cmd(*args, env=None, python=None):
+    """Run the installed `polydiff` (a fresh process) with extra environment variables."""
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("POLYDIFF_PLUGINS", "POLYDIFF_STRICT_PLUGINS")}
+    for key, value in (env or {}).items():
+        if key == "PYTHONPATH" and full_env.get(key):
+            value = os.pathsep.join([value, full_env[key]])
+        full_env[key] = value
+    if python is None and SCRIPT.exists():
+        command = [str(SCRIPT), *args]
+    else:
+        command = [python or sys.executable, "-c", "import sys; from polydiff.cli import main; sys.exit(main())",
+                   *args]
+    return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=120)
+
+
+def fake_distribution(folder: Path, name: str, module_source: str) -> None:
+    """A plugin `name` from distribution `fake-<name>` whose module is `<name>_mod`."""
+    (folder / f"{name}_mod.py").write_text(textwrap.dedent(module_source))
+    info = folder / f"fake_{name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fake-{name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[polydiff]\n{name} = {name}_mod\n")
+
+
+@pytest.fixture
+def broken_env(tmp_path):
+    fake_distribution(tmp_path, "broken", 'raise RuntimeError("boom at import")\n')
+    return {"PYTHONPATH": str(tmp_path)}
+
+
+@pytest.fixture
+def typo_env(tmp_path):
+    fake_distribution(tmp_path, "typo", """
+        from polydiff import hookimpl
+
+        @hookimpl
+        def register_sampler(register):  # misspelt: the hook is register_samplers
+            pass
+    """)
+    return {"PYTHONPATH": str(tmp_path)}
+
+
+def assert_clean_failure(proc, *needles):
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+
+
+# --------------------------------------------------------------------------- polydiff plugins
+
+
+def test_plugins_json_lists_builtins_and_example(runner):
+    result = invoke(runner, "plugins", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    by_name = {p["name"]: p for p in report["plugins"]}
+    for builtin in BUILTIN_PLUGINS:
+        entry = by_name[builtin]
+        assert entry["builtin"] is True
+        assert entry["version"] == polydiff.__version__
+        assert entry["hooks"] and set(entry["hooks"]) <= HOOKS
+    example = by_name["example"]
+    assert example["builtin"] is False
+    assert example["distribution"] == "polydiff-example"
+    assert example["version"] == version("polydiff-example")
+    assert "register_modalities" in example["hooks"] and set(example["hooks"]) <= HOOKS
+    assert report["failed"] == []
+
+
+def test_plugins_table(runner):
+    result = invoke(runner, "plugins")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["name", "version", "from", "hooks"]
+    assert any(line.startswith("polydiff.builtin.samplers") and "builtin" in line for line in lines)
+    assert any(line.startswith("example ") and "polydiff-example" in line for line in lines)
+
+
+@pytest.mark.parametrize("value, expect_example", [("", False), ("example", True),
+                                                    ("polydiff-example", True), ("other", False)])
+def test_polydiff_plugins_env_limits_loading(value, expect_example):
+    proc = polydiff_cmd("plugins", "--json", env={"POLYDIFF_PLUGINS": value})
+    assert proc.returncode == 0, proc.stderr
+    names = {p["name"] for p in json.loads(proc.stdout)["plugins"]}
+    assert set(BUILTIN_PLUGINS) <= names
+    assert ("example" in names) is expect_example
+
+
+def test_broken_plugin_is_skipped_in_one_line(broken_env):
+    for args in (("plugins", "--json"), ("samplers",)):
+        proc = polydiff_cmd(*args, env=broken_env)
+        assert proc.returncode == 0, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "'broken'" in lines[0] and "boom at import" in lines[0], proc.stderr
+    report = json.loads(polydiff_cmd("plugins", "--json", env=broken_env).stdout)
+    assert {"example", *BUILTIN_PLUGINS} <= {p["name"] for p in report["plugins"]}
+    assert report["failed"] == [{"name": "broken", "distribution": "fake-broken",
+                                 "error": "RuntimeError: boom at import"}]
+    table = polydiff_cmd("plugins", env=broken_env).stdout
+    assert "FAILED: RuntimeError: boom at import" in table and "example" in table
+    samplers = polydiff_cmd("samplers", env=broken_env).stdout
+    assert "ddim" in samplers
+
+
+def test_broken_plugin_is_an_error_in_strict_mode(broken_env):
+    proc = polydiff_cmd("samplers", env={**broken_env, "POLYDIFF_STRICT_PLUGINS": "1"})
+    assert_clean_failure(proc, "'broken'", "boom at import")
+
+
+def test_misspelt_hook_is_reported_and_skipped(typo_env):
+    proc = polydiff_cmd("plugins", "--json", env=typo_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "'typo'" in proc.stderr and "register_sampler" in proc.stderr, proc.stderr
+    report = json.loads(proc.stdout)
+    assert "typo" not in {p["name"] for p in report["plugins"]}
+    assert [f["name"] for f in report["failed"]] == ["typo"]
+    assert "register_sampler" in report["failed"][0]["error"]
+    samplers = polydiff_cmd("samplers", env=typo_env)
+    assert samplers.returncode == 0 and "ddim" in samplers.stdout
+
+
+def test_misspelt_hook_is_an_error_in_strict_mode(typo_env):
+    proc = polydiff_cmd("plugins", env={**typo_env, "POLYDIFF_STRICT_PLUGINS": "1"})
+    assert_clean_failure(proc, "'typo'", "register_sampler")
+
+
+def test_hook_with_wrong_arguments_is_skipped(tmp_path):
+    fake_distribution(tmp_path, "badargs", """
+        from polydiff import hookimpl
+
+        @hookimpl
+        def register_samplers(reg):  # the hook's argument is called `register`
+            pass
+    """)
+    proc = polydiff_cmd("samplers", env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert "'badargs'" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "ddim" in proc.stdout
+
+
+def test_help_and_plugins_do_not_import_torch(capsys):
+    probe = textwrap.dedent("""
+        import sys, time
+        from polydiff.cli import main
+        start = time.perf_counter()
+        try:
+            main(sys.argv[1:])
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+        heavy = sorted(m for m in ("torch", "numpy", "polydiff.generation", "polydiff.samplers")
+                       if m in sys.modules)
+        print("HEAVY", heavy, file=sys.stderr)
+    """)
+    for args in (["--help"], ["plugins"], ["plugins", "--json"]):
+        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "HEAVY []" in proc.stderr, (args, proc.stderr)
+    timings = {}
+    for args in (("--help",), ("plugins",)):
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            proc = polydiff_cmd(*args)
+            best = min(best, time.perf_counter() - start)
+            assert proc.returncode == 0, proc.stderr
+        timings[" ".join(args)] = best
+    with capsys.disabled():
+        print("\n  wall time (best of 3): " +
+              ", ".join(f"`polydiff {k}` {v * 1000:.0f} ms" for k, v in timings.items()))
+
+
+# --------------------------------------------------------------------------- errors without tracebacks
+
+
+@pytest.mark.parametrize("args, message", [
+    (["generate", "nosuchmodality"], "unknown modality 'nosuchmodality'"),
+    (["generate", "points2d", "--sampler", "nosuch"], "unknown sampler 'nosuch'"),
+    (["plugins", "install", "exampel"], "did you mean 'example'"),
+    (["plugins", "uninstall", "exampel"], "did you mean 'example'"),
+    (["plugins", "install", "./no/such/folder"], "does not exist"),
+])
+def test_bad_input_is_one_clear_error(runner, tmp_path, args, message):
+    if args[0] == "generate" and "points2d" in args:
+        args = [*args, "-o", str(tmp_path)]
+        try:
+            from polydiff.registry import components
+            components().modalities.get_named("points2d")
+        except UnknownNameError:
+            pytest.skip("the example plugin does not provide points2d yet")
+    result = invoke(runner, *args)
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert message in result.stderr and "Traceback" not in result.output, result.output
+
+
+# --------------------------------------------------------------------------- the catalogue
+
+
+def test_catalogue_is_the_repository_file():
+    """The package reads the root registry.toml itself (through a symlink), not a copy."""
+    assert CATALOGUE_PATH.resolve() == (REPO / "registry.toml").resolve()
+    assert read_catalogue().plugins == read_catalogue(REPO / "registry.toml").plugins
+    assert read_catalogue().root == REPO
+
+
+def test_catalogue_parses():
+    catalogue = read_catalogue()
+    example = catalogue.get("example")
+    assert catalogue.get("polydiff-example") is example
+    assert example.distribution == "polydiff-example"
+    assert example.source == "plugins/example" and example.is_folder
+    assert "points2d" in example.modalities and {"generate", "inpaint"} <= set(example.tasks)
+    assert example.description
+    for entry in catalogue.plugins.values():  # every folder source is really there
+        if entry.is_folder:
+            assert (catalogue.source_folder(entry) / "pyproject.toml").is_file(), entry.name
+
+
+GOOD = """
+[plugins.good]
+distribution = "polydiff-good"
+source = "polydiff-good>=1.0"
+description = "fine"
+"""
+
+
+@pytest.mark.parametrize("entry, needles", [
+    ('distribution = "polydiff-bad"\ndescription = "x"', ["missing field 'source'"]),
+    ('distribution = "polydiff-bad"\nsource = "plugins/bad"\ndescription = "x"\ntasks = "generate"',
+     ["field 'tasks'"]),
+    ('distribution = "polydiff-bad"\nsource = "plugins/bad"\ndescription = "x"\nmodalities = [1]',
+     ["field 'modalities.0'"]),
+    ('distribution = "polydiff-bad"\nsorce = "plugins/bad"\ndescription = "x"',
+     ["unknown field 'sorce'", "did you mean 'source'", "missing field 'source'"]),
+    ('distribution = "polydiff bad"\nsource = "plugins/bad"\ndescription = "x"', ["field 'distribution'"]),
+    ('name = "other"\ndistribution = "polydiff-bad"\nsource = "x"\ndescription = "x"', ["field 'name'"]),
+    ('distribution = "polydiff-bad"\nsource = "/abs/bad"\ndescription = "x"', ["relative"]),
+])
+def test_broken_catalogue_entry_is_named(tmp_path, entry, needles):
+    path = tmp_path / "registry.toml"
+    path.write_text(GOOD + "\n[plugins.bad]\n" + entry + "\n")
+    with pytest.raises(InvalidInputError) as info:
+        read_catalogue(path)
+    message = str(info.value)
+    assert "plugin 'bad'" in message and "'good'" not in message, message
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_catalogue_file_errors(tmp_path):
+    with pytest.raises(PluginError, match="not found"):
+        read_catalogue(tmp_path / "missing.toml")
+    (tmp_path / "a.toml").write_text("[plugins.x\n")
+    with pytest.raises(InvalidInputError, match="not valid TOML"):
+        read_catalogue(tmp_path / "a.toml")
+    (tmp_path / "b.toml").write_text(GOOD + "\n[plugin.typo]\n")
+    with pytest.raises(InvalidInputError, match="unknown top-level key 'plugin'"):
+        read_catalogue(tmp_path / "b.toml")
+
+
+def test_plugins_available(runner):
+    result = invoke(runner, "plugins", "available")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if line.startswith("example "))
+    assert version("polydiff-example") in row and "points2d" in row
+    listed = json.loads(invoke(runner, "plugins", "available", "--json").stdout)
+    example = next(e for e in listed if e["name"] == "example")
+    assert example["installed"] == version("polydiff-example")
+    assert example["source"] == "plugins/example"
+
+
+# --------------------------------------------------------------------------- install / uninstall
+
+
+def test_install_and_uninstall_commands_for_example(runner):
+    pip = [sys.executable, "-m", "pip"]
+    constraints = ["-c", str(REPO / "constraints.txt")] if (REPO / "constraints.txt").exists() else []
+    expected = [*pip, "install", *constraints, "-e", str(REPO / "plugins" / "example")]
+    assert install_command("example") == expected
+    assert install_command("polydiff-example") == expected
+    assert uninstall_command("example") == [*pip, "uninstall", "-y", "polydiff-example"]
+    result = invoke(runner, "plugins", "install", "example", "--dry-run", "--", "--no-deps")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("plugins/example --no-deps"), result.stdout
+    result = invoke(runner, "plugins", "uninstall", "example", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("uninstall -y polydiff-example")
+
+
+def test_install_command_for_packages_paths_and_missing_folders(tmp_path):
+    (tmp_path / "registry.toml").write_text(GOOD + textwrap.dedent("""
+        requires = ["scipy>=1"]
+
+        [plugins.planned]
+        distribution = "polydiff-planned"
+        source = "plugins/planned"
+        description = "not written yet"
+    """))
+    catalogue = read_catalogue(tmp_path / "registry.toml")
+    pip = [sys.executable, "-m", "pip"]
+    assert install_command("good", catalogue) == [*pip, "install", "polydiff-good>=1.0", "scipy>=1"]
+    with pytest.raises(PluginError, match="source folder .*plugins/planned.* does not exist"):
+        install_command("planned", catalogue)
+    with pytest.raises(UnknownNameError, match="did you mean 'good'"):
+        install_command("goood", catalogue)
+    with pytest.raises(UnknownNameError, match="did you mean 'good'"):
+        uninstall_command("goood", catalogue)
+    (tmp_path / "constraints.txt").write_text("")
+    project = tmp_path / "my-plugin"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("")
+    assert install_command(str(project), catalogue) == [
+        *pip, "install", "-c", str(tmp_path / "constraints.txt"), "-e", str(project)]
+    with pytest.raises(InvalidInputError, match="not a Python project"):
+        install_command(str(tmp_path), catalogue)
+
+
+def test_uninstall_not_installed_is_clear(runner, tmp_path, monkeypatch):
+    monkeypatch.setattr("polydiff.catalogue.CATALOGUE_PATH", tmp_path / "registry.toml")
+    (tmp_path / "registry.toml").write_text(GOOD)
+    result = invoke(runner, "plugins", "uninstall", "good")
+    assert result.exit_code == 1 and "not installed" in result.stderr, result.output
+
+
+@pytest.mark.slow
+def test_install_then_uninstall_a_local_plugin(tmp_path, capsys):
+    """Really runs pip: a tiny plugin folder into a throw-away venv that sees this one's packages."""
+    import site
+    import sysconfig
+    import venv
+
+    start = time.perf_counter()
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    ours = sysconfig.get_paths()["purelib"]
+    assert ours in site.getsitepackages() or ours in sys.path
+    Path(purelib, "zz_parent.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+
+    project = tmp_path / "tiny"
+    (project / "tiny_plugin").mkdir(parents=True)
+    (project / "tiny_plugin" / "__init__.py").write_text(textwrap.dedent("""
+        from polydiff import hookimpl
+
+        @hookimpl
+        def register_samplers(register):
+            def tiny(denoiser, x, sigmas, **kw):
+                "A tiny test sampler."
+                return x
+            register("tiny", tiny)
+    """))
+    (project / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=64"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "polydiff-tiny"
+        version = "0.0.1"
+        [project.entry-points.polydiff]
+        tiny = "tiny_plugin"
+        [tool.setuptools]
+        packages = ["tiny_plugin"]
+    """))
+    pip_flags = ["--", "--no-build-isolation", "--no-deps", "--no-index", "-q"]
+    proc = polydiff_cmd("plugins", "install", str(project), *pip_flags, python=str(python))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert str(python) in proc.stderr  # the pip of the environment polydiff runs in
+    listed = json.loads(polydiff_cmd("plugins", "--json", python=str(python)).stdout)
+    tiny = next(p for p in listed["plugins"] if p["name"] == "tiny")
+    assert tiny["version"] == "0.0.1" and tiny["hooks"] == ["register_samplers"]
+    assert "tiny" in polydiff_cmd("samplers", python=str(python)).stdout
+    proc = polydiff_cmd("plugins", "uninstall", "tiny", "--", "-q", python=str(python))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    listed = json.loads(polydiff_cmd("plugins", "--json", python=str(python)).stdout)
+    assert "tiny" not in {p["name"] for p in listed["plugins"]}
+    with capsys.disabled():
+        print(f"\n  install/uninstall round trip: {time.perf_counter() - start:.1f} s")
