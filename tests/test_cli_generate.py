@@ -1,0 +1,42 @@
+"""The CLI mirrors the API: files on success; one line, exit 1 and no files on a mistake."""
+import subprocess
+import sys
+
+import pytest
+
+
+def polydiff(*args, cwd):
+    code = "import sys; from polydiff.cli import main; sys.exit(main())"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_generate_writes_files_and_metadata(tmp_path):
+    run = polydiff("generate", "points2d", "east", "-n", "3", "--seed", "0", "--steps", "4",
+                   "-o", "out", "--quiet", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metadata.json", "points.csv", "points.png"]
+
+
+def test_modality_options_pass_through(tmp_path):
+    run = polydiff("generate", "points2d", "--task", "inpaint", "--x", "1.5", "-n", "2", "--steps", "4",
+                   "-o", "out", "--quiet", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    rows = (tmp_path / "out" / "points.csv").read_text().splitlines()[1:]
+    assert all(r.startswith("1.500000,") for r in rows)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["generate", "nosuch"], "unknown modality 'nosuch'"),
+    (["generate", "points2d", "--sampler", "eulr"], "did you mean 'euler'"),
+    (["generate", "points2d", "--steps", "0"], "steps"),
+    (["generate", "points2d", "-n", "100000"], "n:"),
+    (["generate", "points2d", "--strength", "2"], "strength"),
+    (["generate", "points2d", "--colour", "red"], "colour: unknown option"),
+    (["generate", "points2d", "mars"], "prompt"),
+])
+def test_mistakes_exit_nonzero_with_one_line_and_no_files(tmp_path, args, needle):
+    run = polydiff(*args, "-o", "out", cwd=tmp_path)
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    assert needle in run.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
