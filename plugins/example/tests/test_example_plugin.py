@@ -34,3 +34,22 @@ def test_midpoint_sampler_is_second_order_on_the_exact_denoiser():
     orders = [torch.log2(torch.tensor(a / b)).item() for a, b in zip(errors, errors[1:])]
     assert errors[0] > errors[1] > errors[2]
     assert min(orders) > 1.5, (errors, orders)
+
+
+def test_shipped_mlp_checkpoint_learned_the_cluster_weights():
+    x = polydiff.generate("points2d", n=2000, backend="points2d-mlp", steps=20, seed=0).samples
+    means = torch.tensor([[2.5, 0.0], [0.0, 2.5], [-2.5, 0.0], [0.0, -2.5]])
+    share = torch.bincount(torch.cdist(x, means).argmin(1), minlength=4) / len(x)
+    assert torch.allclose(share, torch.tensor([0.4, 0.3, 0.2, 0.1]), atol=0.04), share
+
+
+def test_train_command_runs_end_to_end(tmp_path):
+    from polydiff.cli import _add_plugin_commands, cli
+    from click.testing import CliRunner
+
+    _add_plugin_commands()
+    run = CliRunner().invoke(cli, ["train", "points2d", "--backend", "points2d-mlp", "--steps", "20",
+                                   "--batch-size", "32", "--out", str(tmp_path), "--quiet"])
+    assert run.exit_code == 0, run.output
+    tensors, config = polydiff.load_checkpoint(tmp_path)
+    assert config["step"] == 20 and config["prediction"] == "v"

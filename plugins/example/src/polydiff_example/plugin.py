@@ -45,8 +45,13 @@ def register_encoders(register):
 
 @polydiff.hookimpl
 def register_backends(register):
-    from .backend import load
+    from . import backend, mlp
 
-    register(polydiff.Backend("points2d-exact", "points2d", load, prediction="x0",
+    register(polydiff.Backend("points2d-exact", "points2d", backend.load, prediction="x0",
                               devices=("cpu", "cuda"),
                               description="closed-form E[x0 | x_t] of the cluster mixture"))
+    register(polydiff.Backend("points2d-mlp", "points2d", mlp.load, prediction="v",
+                              devices=("cpu", "cuda"),
+                              checkpoint=str(mlp.WEIGHTS_DIR / "model.safetensors"),
+                              description="small MLP trained with polydiff's trainer",
+                              train=mlp.train))
