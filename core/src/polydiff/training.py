@@ -1,0 +1,377 @@
+"""Training a denoiser: MSE to the eps/v/x0/flow target, AdamW, EMA, gradient clipping,
+condition dropout for guidance, atomic safetensors checkpoints, exact resume, and DDP.
+
+Every random draw of step k is a pure function of (seed, rank, k): each step reseeds the
+trainer's generators and, inside ``fit``, torch's global generator (for dropout layers in the
+model). So a run resumed from ``out/train_state`` draws exactly what an uninterrupted run would,
+without saving any RNG state, and each rank of a torchrun job draws different data.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .denoisers import _bcast, target_for
+from .errors import InvalidInputError, NonFiniteError, UnknownNameError
+from .sampling import resolve
+
+MODEL = "model"  # the EMA weights + config: what generation loads
+STATE = "train_state"  # raw weights, EMA, optimizer and step: what resuming loads
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides a training run; stored in every checkpoint it writes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(1000, gt=0, description="optimizer steps in total, resumed ones included")
+    batch_size: int = Field(64, gt=0, description="samples per step and per process")
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    ema_decay: float = Field(0.999, ge=0, le=1, description="warmed up as min(decay, (1+k)/(10+k))")
+    grad_clip: float | None = Field(1.0, gt=0, description="max global gradient norm; None: off")
+    cond_dropout: float = Field(0.1, ge=0, le=1, description="per-sample chance of the null condition")
+    prediction: Literal["eps", "v", "x0", "flow"] = "eps"
+    schedule: str = "vp-linear"
+    t_min: float | None = Field(None, ge=0, le=1, description="smallest training time; None: schedule's")
+    t_max: float | None = Field(None, ge=0, le=1, description="largest training time; None: schedule's")
+    seed: int = 0
+    log_every: int = Field(50, gt=0)
+    checkpoint_every: int | None = Field(1000, gt=0, description="None: only at the end")
+    out: Path = Path("checkpoints")
+    progress: bool = True
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, v):
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError(f"both betas must lie in [0, 1), got {v}")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, v):
+        try:
+            resolve("schedules", v)
+        except UnknownNameError as exc:  # a KeyError: pydantic only reports ValueErrors
+            raise ValueError(str(exc)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _time_range_ordered(self):
+        lo, hi = self.time_range()
+        if not lo < hi:
+            raise ValueError(f"t_min ({lo}) must be smaller than t_max ({hi}) for schedule {self.schedule!r}")
+        return self
+
+    def time_range(self) -> tuple[float, float]:
+        """The training times (t_min, t_max), filled in from the schedule where not given."""
+        schedule = resolve("schedules", self.schedule)
+        lo = schedule.t_min if self.t_min is None else self.t_min
+        hi = schedule.t_max if self.t_max is None else self.t_max
+        return float(lo), float(hi)
+
+
+class Trainer:
+    """Trains ``model(x_t, t, cond)`` to predict ``config.prediction`` under ``config.schedule``.
+
+    ``data(batch_size, generator) -> (x0, cond)`` draws one batch (cond: None, a tensor or a dict
+    of tensors); ``null_cond(n)`` gives n rows of the "no condition" input that condition dropout
+    swaps in, so the model also learns the unconditional branch that guidance needs.
+    ``model_config`` (plain JSON) is stored with the weights so a loader can rebuild the model.
+    """
+
+    def __init__(self, model: torch.nn.Module, config: TrainConfig | dict, data, *, null_cond=None,
+                 model_config: dict | None = None):
+        if not isinstance(config, TrainConfig):
+            config = TrainConfig.model_validate(config)
+        self.config = config
+        if not isinstance(model, torch.nn.Module):
+            raise InvalidInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not callable(data) or (null_cond is not None and not callable(null_cond)):
+            raise InvalidInputError(
+                "data and null_cond must be callables: data(batch_size, generator), null_cond(n)")
+        self.model_config = dict(model_config or {})
+        try:
+            json.dumps(self.model_config, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"model_config must be plain JSON: {exc}") from None
+        self.data, self.null_cond = data, null_cond
+        self.schedule = resolve("schedules", self.config.schedule)
+        self.t_range = self.config.time_range()
+        self.rank, self.world_size, local_rank = _launch_env()
+        self.device = _pick_device(self.config.device, local_rank)
+        self.model = model.to(self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise InvalidInputError("the model has no trainable parameters")
+        c = self.config
+        self.optimizer = torch.optim.AdamW(params, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay)
+        self.ema: dict[str, torch.Tensor] | None = None
+        self.step = 0
+        self.history: list[tuple[int, float]] = []  # (step, mean loss since the previous entry)
+        self._gdata = torch.Generator("cpu")
+        self._gnoise = torch.Generator(self.device)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def fit(self) -> Path:
+        """Train to ``config.steps``, resuming from ``out/train_state`` if present; return the
+        path of the model checkpoint (EMA weights)."""
+        cfg = self.config
+        created = _init_distributed(self.device, self.world_size)
+        bar = None
+        try:
+            resumed = self._resume()
+            net = self._wrap()  # DDP broadcasts rank 0's weights, so start the EMA after it
+            if not resumed:
+                self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            pairs = [(self.ema[k], v) for k, v in self.model.state_dict().items()]
+            if self.rank == 0 and cfg.progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=cfg.steps, initial=self.step, desc="training", dynamic_ncols=True)
+            total, count = torch.zeros((), device=self.device), 0
+            # fork_rng: the caller's global RNG state is restored afterwards
+            with torch.random.fork_rng(devices=self._cuda_devices()):
+                while self.step < cfg.steps:
+                    total += self._train_step(net)
+                    count += 1
+                    self.step += 1
+                    self._update_ema(pairs)
+                    if bar is not None:
+                        bar.update()
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        self._log(total / count, bar)
+                        total, count = torch.zeros((), device=self.device), 0
+                    every = cfg.checkpoint_every
+                    if every and self.step % every == 0 and self.step < cfg.steps:
+                        self._save()
+            path = self._save()
+            if self.world_size > 1:  # rank 0 has finished writing when anyone returns
+                _barrier(self.device)
+        finally:
+            if bar is not None:
+                bar.close()
+            if created:
+                torch.distributed.destroy_process_group()
+        return path
+
+    def _train_step(self, net) -> torch.Tensor:
+        cfg, dev, g = self.config, self.device, self._gnoise
+        self._gdata.manual_seed(self._seed("data"))
+        g.manual_seed(self._seed("noise"))
+        torch.default_generator.manual_seed(self._seed("model"))
+        if dev.type == "cuda":
+            with torch.cuda.device(dev):
+                torch.cuda.manual_seed(self._seed("model"))
+        batch = self.data(cfg.batch_size, self._gdata)
+        x0, cond = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        if not isinstance(x0, torch.Tensor) or not x0.is_floating_point():
+            raise InvalidInputError(
+                "data(batch_size, generator) must return (x0, cond) with x0 a float tensor")
+        x0, cond = x0.to(dev, non_blocking=True), _to_device(cond, dev)
+        n = x0.shape[0]
+        lo, hi = self.t_range
+        t = lo + (hi - lo) * torch.rand(n, generator=g, device=dev)
+        eps = torch.randn(x0.shape, generator=g, device=dev, dtype=x0.dtype)
+        if cond is not None and self.null_cond is not None and cfg.cond_dropout > 0:
+            drop = torch.rand(n, generator=g, device=dev) < cfg.cond_dropout
+            cond = _replace_rows(drop, _to_device(self.null_cond(n), dev), cond)
+        alpha, sigma = _bcast(self.schedule.alpha(t), x0), _bcast(self.schedule.sigma(t), x0)
+        out = net(alpha * x0 + sigma * eps, t, cond)
+        target = target_for(cfg.prediction, x0, eps, alpha, sigma)
+        if out.shape != target.shape:
+            raise InvalidInputError(
+                f"model returned shape {tuple(out.shape)} for input {tuple(x0.shape)}")
+        loss = torch.nn.functional.mse_loss(out.float(), target.float())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        return loss.detach()
+
+    def _update_ema(self, pairs) -> None:
+        """EMA with warm-up, so short runs are not dominated by the random initial weights."""
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        for ema, live in pairs:
+            if ema.is_floating_point():
+                ema.lerp_(live, 1 - decay)
+            else:
+                ema.copy_(live)
+
+    def _log(self, mean_loss: torch.Tensor, bar) -> None:
+        value = float(mean_loss)  # the one host sync, every log_every steps
+        if value != value or value in (float("inf"), float("-inf")):
+            raise NonFiniteError(f"the training loss became {value} at step {self.step}; "
+                                 "try a smaller lr or a grad_clip")
+        self.history.append((self.step, value))
+        if bar is not None:
+            bar.set_postfix(loss=f"{value:.4g}")
+
+    def _seed(self, stream: str) -> int:
+        key = f"{self.config.seed}/{self.rank}/{self.step}/{stream}".encode()
+        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+
+    def _cuda_devices(self) -> list[int]:
+        if self.device.type != "cuda":
+            return []
+        return [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+
+    def _wrap(self):
+        if self.world_size == 1:
+            return self.model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=ids)
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def _info(self) -> dict:
+        c = self.config
+        return {"model_config": self.model_config, "prediction": c.prediction, "schedule": c.schedule,
+                "t_range": list(self.t_range), "step": self.step, "train": c.model_dump(mode="json")}
+
+    def _save(self) -> Path:
+        """Rank 0 writes the EMA model, then the resume state; other ranks write nothing."""
+        out = Path(self.config.out)
+        if self.rank != 0:
+            return out / f"{MODEL}.safetensors"
+        info = self._info()
+        path = save_checkpoint(out, self.ema, info, name=MODEL)
+        optim, optim_meta = _flatten_optimizer(self.optimizer.state_dict())
+        tensors = {**_prefix("model.", self.model.state_dict()), **_prefix("ema.", self.ema),
+                   **_prefix("optim.", optim)}
+        save_checkpoint(out, tensors, {**info, "optimizer": optim_meta, "world_size": self.world_size},
+                        name=STATE)
+        return path
+
+    def _resume(self) -> bool:
+        out = Path(self.config.out)
+        if not (out / f"{STATE}.json").is_file():
+            return False
+        tensors, meta = load_checkpoint(out, name=STATE)  # on CPU: optimizer "step"s must stay there
+        for key in ("prediction", "schedule"):
+            was, now = meta.get("train", {}).get(key), getattr(self.config, key)
+            if was != now:
+                raise InvalidInputError(f"{out} holds a run trained with {key}={was!r}, but the config "
+                                        f"says {key}={now!r}; use another out folder")
+        ema = {k: v.to(self.device) for k, v in _section(tensors, "ema.").items()}
+        try:
+            self.model.load_state_dict(_section(tensors, "model."))
+            if set(ema) != set(self.model.state_dict()):
+                raise KeyError("the EMA weights do not match the model's")
+            optim = _unflatten_optimizer(_section(tensors, "optim."), meta["optimizer"])
+            self.optimizer.load_state_dict(optim)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise InvalidInputError(f"cannot resume from {out / STATE}.safetensors: {exc}") from None
+        self.ema, self.step = ema, int(meta["step"])
+        return True
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _prefix(prefix: str, tensors: dict) -> dict:
+    return {prefix + k: v for k, v in tensors.items()}
+
+
+def _section(tensors: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _flatten_optimizer(state_dict: dict) -> tuple[dict, dict]:
+    """An optimizer state dict as tensors ``"{param}.{key}"`` + JSON metadata (no pickle)."""
+    tensors, other = {}, {}
+    for idx, state in state_dict["state"].items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{idx}.{key}"] = value
+            else:
+                other.setdefault(str(idx), {})[key] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "state": other}
+
+
+def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    for idx, values in meta["state"].items():
+        state.setdefault(int(idx), {}).update(values)
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def _to_device(cond, device):
+    if isinstance(cond, torch.Tensor):
+        return cond.to(device, non_blocking=True)
+    if isinstance(cond, dict):
+        return {k: _to_device(v, device) for k, v in cond.items()}
+    if isinstance(cond, (list, tuple)):
+        return type(cond)(_to_device(v, device) for v in cond)
+    return cond
+
+
+def _replace_rows(drop: torch.Tensor, null, cond):
+    """Rows of ``cond`` where ``drop`` is set replaced by those of ``null`` (no host sync)."""
+    if isinstance(cond, torch.Tensor):
+        ok = isinstance(null, torch.Tensor) and null.shape[1:] == cond.shape[1:]
+        if not ok or null.shape[0] not in (1, cond.shape[0]):
+            got = tuple(null.shape) if isinstance(null, torch.Tensor) else type(null).__name__
+            raise InvalidInputError(
+                f"null_cond(n) must give rows shaped like the condition {tuple(cond.shape)}, got {got}")
+        return torch.where(drop.view(-1, *[1] * (cond.dim() - 1)), null.to(cond.dtype), cond)
+    if isinstance(cond, dict):
+        if not isinstance(null, dict) or set(null) != set(cond):
+            raise InvalidInputError(f"null_cond(n) must give a dict with the keys {sorted(cond)}")
+        return {k: _replace_rows(drop, null[k], v) for k, v in cond.items()}
+    raise InvalidInputError(
+        f"condition dropout needs a tensor or a dict of tensors, got {type(cond).__name__}")
+
+
+def _launch_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank): from an existing process group, else torchrun's env."""
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size(), local
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), local
+
+
+def _init_distributed(device: torch.device, world_size: int) -> bool:
+    """Join torchrun's process group (gloo on CPU, nccl on CUDA); True if we created it."""
+    if world_size <= 1 or torch.distributed.is_initialized():
+        return False
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def _barrier(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.distributed.barrier(device_ids=[device.index])
+    else:
+        torch.distributed.barrier()
+
+
+def _pick_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidInputError(f"device {name!r} was asked for, but CUDA is not available")
+        torch.cuda.set_device(device)
+    return device
