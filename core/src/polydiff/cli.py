@@ -145,11 +145,27 @@ def train(ctx, modality, backend, out, quiet, **overrides):
 @cli.command()
 @click.option("-o", "--out", default="out/demo", show_default=True)
 def demo(out):
-    """Sample a 2-D Gaussian mixture with every sampler and save a picture of each."""
+    """Every sampler on a 2-D Gaussian mixture, then each installed modality's gallery."""
     from .demo import run_demo
 
     for path in run_demo(out):
         click.echo(str(path))
+
+
+@cli.command(name="eval")
+@click.argument("modality")
+@click.option("-o", "--out", default=None, help="folder for the report and samples (default out/eval/MODALITY)")
+@click.option("--quick", is_flag=True, help="a small run (for smoke tests)")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def evaluate(modality, out, quick, as_json):
+    """Run a modality's evaluator and print its report."""
+    from .registry import components
+
+    mod = components().modalities.get_named(modality)
+    if mod.evaluate is None:
+        raise click.ClickException(f"modality {modality!r} has no evaluator")
+    report = mod.evaluate(out=out or f"out/eval/{modality}", quick=quick)
+    click.echo(json.dumps(report, indent=2) if as_json else report.get("markdown", json.dumps(report, indent=2)))
 
 
 def _add_plugin_commands():

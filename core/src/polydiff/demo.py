@@ -59,5 +59,9 @@ def run_demo(out, steps: int = 10, n: int = 1000) -> list[Path]:
         from .generation import generate
 
         files += generate("points2d", "north", n=500, seed=0).save(out / "points2d")
+    for name, modality in sorted(components().modalities.items()):
+        if modality.demo is not None:
+            print(f"{name}: writing its gallery ...")
+            files += modality.demo(out / name)
     print(f"demo written to {out.resolve()}")
     return files

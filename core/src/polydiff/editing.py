@@ -1,8 +1,8 @@
 """Modality-agnostic editing as constraints on a sampling run.
 
 A constraint can choose where the run starts (``t_start``, ``start``), change what the
-sampler's denoiser returns (``wrap``) and fix up the final sample (``finish``). Three
-mechanisms cover the editing tasks of every modality:
+sampler's denoiser returns (``wrap``), change the state after every step (``after_step``) and
+fix up the final sample (``finish``). Three mechanisms cover the editing tasks of every modality:
 
 * ``Replacement`` – known values + mask, re-noised to the current level (inpainting,
   continuation, frame prediction, infilling), with RePaint-style resampling.
@@ -11,6 +11,8 @@ mechanisms cover the editing tasks of every modality:
   else a DPS-style gradient step through the denoiser (super-resolution, MRI, deblurring).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -28,13 +30,13 @@ class Constraint:
     def wrap(self, model, grid, noise):
         return model
 
-    def finish(self, x):
+    def after_step(self, i, x, grid, model, noise):
+        """The state after sampler step ``i`` (now at ``grid.t[i + 1]``), possibly changed;
+        ``model(x, t)`` is the run's (constrained) denoiser."""
         return x
 
-
-def _level(grid):
-    """t -> (alpha, sigma) for the times of a grid (Python floats, no host sync)."""
-    return {t: (a, s) for t, a, s in zip(grid.t, grid.alpha, grid.sigma)}
+    def finish(self, x):
+        return x
 
 
 def _check_like(name, value, x_shape):
@@ -47,9 +49,10 @@ def _check_like(name, value, x_shape):
 
 
 class Replacement(Constraint):
-    """Keep ``known`` where ``mask`` is 1; sample the rest. ``resample`` > 1 repeats each
-    denoiser call after re-noising the harmonised estimate to the same level (RePaint's idea
-    of letting the unknown part catch up with the known part)."""
+    """Keep ``known`` where ``mask`` is 1; sample the rest. After every step the known part of
+    the state is set to ``known`` noised to the current level. ``resample`` > 1 then repeats,
+    ``resample - 1`` times, a jump back up one step (forward noising) and an ancestral step
+    down again (RePaint's resampling), so the unknown part can catch up with the known part."""
 
     def __init__(self, known: torch.Tensor, mask: torch.Tensor, resample: int = 1):
         if resample < 1:
@@ -57,20 +60,28 @@ class Replacement(Constraint):
         _check_like("mask", mask, known.shape)
         self.known, self.mask, self.resample = known, mask.to(known.dtype), resample
 
+    def start(self, z, grid):
+        return self.mask * (grid.alpha[0] * self.known) + grid.sigma[0] * z
+
     def wrap(self, model, grid, noise):
-        levels = _level(grid)
         known, mask = self.known, self.mask
+        return lambda x, t: mask * known + (1 - mask) * model(x, t)
 
-        def replaced(x, t):
-            a, s = levels[t]
-            for r in range(self.resample):
-                x_in = mask * (a * known + s * noise(x)) + (1 - mask) * x
-                x0 = mask * known + (1 - mask) * model(x_in, t)
-                if r + 1 < self.resample:
-                    x = a * x0 + s * noise(x)
-            return x0
-
-        return replaced
+    def after_step(self, i, x, grid, model, noise):
+        at, st, as_, ss = grid.alpha[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
+        if ss == 0:
+            return x  # the end: ``finish`` puts the known values in
+        known, mask = self.known, self.mask
+        a_ts = at / as_
+        var_ts = max(st**2 - a_ts**2 * ss**2, 0.0)  # variance of x_t given x_s
+        x = mask * (as_ * known + ss * noise(x)) + (1 - mask) * x
+        for _ in range(self.resample - 1):
+            xt = a_ts * x + math.sqrt(var_ts) * noise(x)
+            x0 = model(xt, grid.t[i])
+            x = (a_ts * ss**2 / st**2) * xt + (as_ * var_ts / st**2) * x0
+            x = x + math.sqrt(var_ts * ss**2 / st**2) * noise(x)
+            x = mask * (as_ * known + ss * noise(x)) + (1 - mask) * x
+        return x
 
     def finish(self, x):
         return self.mask * self.known + (1 - self.mask) * x

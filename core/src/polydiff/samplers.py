@@ -151,9 +151,9 @@ def dpmpp_3m(model, x, grid, noise=None, callback=None):
                 r1 = hist[1][1] / h
                 d1_1 = (hist[0][0] - hist[1][0]) / r1
                 d1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
-                d2 = (d1_0 - d1_1) / (r0 + r1)
+                d2 = (d1_0 - d1_1) / (r0 + r1)  # ~ h^2 x0''/2
                 phi3 = phi2 / h - 0.5
-                x = x + as_ * phi2 * d1 - as_ * phi3 * d2
+                x = x + as_ * phi2 * d1 - 2 * as_ * phi3 * d2  # Taylor term h^2 x0'' phi3
         hist = [(x0, h)] + hist[:1]
         x = _step(callback, i, x, x0)
     return x

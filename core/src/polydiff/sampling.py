@@ -98,6 +98,8 @@ def sample(
     bar = _progress(len(grid)) if progress else None
 
     def on_step(i, x, x0):
+        for c in constraints:
+            x = c.after_step(i, x, grid, model, noise)
         if step_hooks or callback:
             info = StepInfo(i, len(grid), grid.t[i + 1], x, x0)
             for hook in step_hooks:

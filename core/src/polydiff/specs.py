@@ -28,6 +28,8 @@ class Modality:
     formats: tuple[str, ...] = ()
     options: Any = None  # a pydantic model of modality-specific options (seconds, frames, ...)
     max_elements: int = 2**24  # n * per-sample elements allowed in one call (memory budget)
+    evaluate: Callable[..., dict] | None = None  # evaluate(out=folder, quick=bool) -> report
+    demo: Callable[..., list] | None = None       # demo(folder) -> files, run by `polydiff demo`
 
 
 @dataclass

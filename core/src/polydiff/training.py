@@ -49,6 +49,8 @@ class TrainConfig(BaseModel):
     out: Path = Path("checkpoints")
     progress: bool = True
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    autocast: Literal["bf16", "fp16"] | None = Field(
+        None, description="mixed-precision forward pass (bf16 speeds up CPUs with AVX512-BF16)")
 
     @field_validator("betas")
     @classmethod
@@ -188,7 +190,9 @@ class Trainer:
             drop = torch.rand(n, generator=g, device=dev) < cfg.cond_dropout
             cond = _replace_rows(drop, _to_device(self.null_cond(n), dev), cond)
         alpha, sigma = _bcast(self.schedule.alpha(t), x0), _bcast(self.schedule.sigma(t), x0)
-        out = net(alpha * x0 + sigma * eps, t, cond)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.autocast)
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            out = net(alpha * x0 + sigma * eps, t, cond)
         target = target_for(cfg.prediction, x0, eps, alpha, sigma)
         if out.shape != target.shape:
             raise InvalidInputError(

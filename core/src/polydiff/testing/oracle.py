@@ -61,8 +61,9 @@ class GaussianMixture:
     __call__ = denoiser
 
     def _levels(self, t, n):
-        t = torch.as_tensor(t, dtype=torch.float64).expand(n) if not torch.is_tensor(t) \
-            else t.to(torch.float64).reshape(-1).expand(n)
+        """alpha(t), sigma(t) as [n, 1] float64 columns, for one time or one time per row."""
+        t = t.to(torch.float64) if torch.is_tensor(t) else torch.tensor(t, dtype=torch.float64)
+        t = t.reshape(-1).expand(n)
         return self.schedule.alpha(t)[:, None], self.schedule.sigma(t)[:, None]
 
     # -- true samples and exact conditionals ----------------------------------------------

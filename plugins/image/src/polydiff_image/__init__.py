@@ -1,0 +1,1 @@
+"""polydiff image plugin."""

@@ -1,0 +1,69 @@
+"""Reading user images (PNG/JPEG paths or arrays) and writing PNGs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polydiff
+import torch
+
+
+def read(value, field: str) -> torch.Tensor:
+    """An image as float [3, H, W] in [0, 1] from a path or an array (HxWx3/HxW uint8 or float
+    in [0, 1], or 3xHxW); errors name ``field``."""
+    if isinstance(value, (str, Path)):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(value) as img:
+                array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        except FileNotFoundError:
+            raise polydiff.InvalidInputError(f"{field}: no such file {str(value)!r}") from None
+        except (UnidentifiedImageError, OSError) as exc:
+            raise polydiff.InvalidInputError(f"{field}: cannot read {str(value)!r} as an image ({exc})") from None
+        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    array = torch.as_tensor(np.asarray(value))
+    if array.dtype == torch.uint8:
+        array = array.float() / 255.0
+    array = array.float()
+    if array.ndim == 2:
+        array = array[None].expand(3, -1, -1)
+    elif array.ndim == 3 and array.shape[-1] in (1, 3) and array.shape[0] not in (1, 3):
+        array = array.permute(2, 0, 1)
+    if array.ndim != 3 or array.shape[0] not in (1, 3):
+        raise polydiff.InvalidInputError(f"{field}: expected an HxWx3 or 3xHxW image, got shape {tuple(array.shape)}")
+    if not torch.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise polydiff.InvalidInputError(f"{field}: pixel values must be in [0, 1] (or uint8)")
+    return array.expand(3, -1, -1).contiguous()
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """[3, H, W] in [0, 1] -> HxWx3 uint8."""
+    return (image.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def grid(images: list[torch.Tensor], cols: int = 8, pad: int = 2) -> np.ndarray:
+    h, w = images[0].shape[1:]
+    rows = -(-len(images) // cols)
+    cols = min(cols, len(images))
+    out = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), np.uint8) + 40
+    for k, img in enumerate(images):
+        r, c = divmod(k, cols)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = to_uint8(img)
+    return out
+
+
+def write(outputs, folder, request) -> list[Path]:
+    """One PNG per sample, plus grid.png when there is more than one."""
+    from PIL import Image
+
+    folder = Path(folder)
+    paths = []
+    for i, image in enumerate(outputs):
+        path = folder / f"{request.task}-{i:03d}.png"
+        Image.fromarray(to_uint8(image)).save(path)
+        paths.append(path)
+    if len(outputs) > 1:
+        Image.fromarray(grid(outputs)).save(folder / "grid.png")
+        paths.append(folder / "grid.png")
+    return paths

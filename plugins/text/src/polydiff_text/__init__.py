@@ -1,0 +1,1 @@
+"""polydiff text plugin: sentence encoders for prompts."""

@@ -1,0 +1,40 @@
+"""The MiniLM encoder runs the real pretrained weights and matches sentence-transformers."""
+import pytest
+import torch
+
+import polydiff
+
+PROMPTS = ["a red circle", "a small blue square on the left", "an orange triangle at the top", ""]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return polydiff.components().encoders["minilm"].load("cpu")
+
+
+def test_registered_as_a_condition_encoder():
+    spec = polydiff.components().encoders["minilm"]
+    assert spec.kind == "condition" and polydiff.components().encoders.origin["minilm"] == "text"
+
+
+def test_embeddings_are_unit_vectors_and_cached(encoder, monkeypatch):
+    e = encoder(PROMPTS)
+    assert e.shape == (4, 384) and torch.allclose(e.norm(dim=1), torch.ones(4), atol=1e-5)
+    calls = []
+    monkeypatch.setattr(encoder, "_encode", lambda ps: calls.append(ps) or torch.zeros(len(ps), 384))
+    again = encoder(PROMPTS[:2] + ["a new prompt"])
+    assert calls == [["a new prompt"]] and torch.equal(again[:2], e[:2])
+
+
+def test_matches_sentence_transformers(encoder):
+    st = pytest.importorskip("sentence_transformers")
+    from polydiff_text.minilm import model_dir
+
+    reference = st.SentenceTransformer(str(model_dir()), device="cpu")
+    expected = reference.encode(PROMPTS[:3], convert_to_tensor=True)
+    assert torch.allclose(encoder(PROMPTS[:3]), expected, atol=1e-5)
+
+
+def test_paraphrases_stay_closer_than_other_prompts(encoder):
+    a, para, other = encoder(["a red circle", "a circle that is red", "a blue square"])
+    assert a @ para > a @ other
