@@ -162,13 +162,12 @@ class _StepCounter:
 
 
 def test_step_and_generation_hooks_are_called():
-    pm = polydiff.load_plugins()
     plugin = _StepCounter()
-    pm.register(plugin, name="step-counter")
+    polydiff.register_plugin(plugin, name="step-counter")
     try:
         result = polydiff.generate("points2d", n=2, steps=5, seed=0)
     finally:
-        pm.unregister(plugin)
+        polydiff.unregister_plugin(plugin)
     assert plugin.steps == [0, 1, 2, 3, 4]
     assert plugin.wrapped == 1 and result.metadata["wrapped"] is True
 
@@ -179,3 +178,26 @@ def test_a_step_hook_may_change_the_state():
 
     x = polydiff.sample(lambda x, t, c: torch.ones_like(x), (3, 2), steps=4, callback=pin)
     assert torch.equal(x, torch.zeros(3, 2))
+
+
+class _SamplerOverride:
+    """A third-party plugin that replaces a built-in sampler of the same name."""
+
+    @polydiff.hookimpl
+    def register_samplers(self, register):
+        def euler(model, x, grid, noise=None, callback=None):
+            return x * 0 + 7.0
+
+        register("euler", euler, order=1)
+
+
+def test_a_plugin_overrides_a_builtin_sampler_of_the_same_name():
+    plugin = _SamplerOverride()
+    polydiff.register_plugin(plugin, name="override")
+    try:
+        assert polydiff.components().samplers.origin["euler"] == "override"
+        x = polydiff.sample(lambda x, t, c: x, (2, 2), sampler="euler", steps=2)
+        assert torch.equal(x, torch.full((2, 2), 7.0))
+    finally:
+        polydiff.unregister_plugin(plugin)
+    assert polydiff.components().samplers.origin["euler"] == "polydiff.builtin.samplers"

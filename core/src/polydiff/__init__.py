@@ -28,7 +28,8 @@ _LAZY = {
     "Trainer": "training", "TrainConfig": "training",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
     # components
-    "components": "registry", "load_plugins": "plugins",
+    "components": "registry", "register_plugin": "registry", "unregister_plugin": "registry",
+    "load_plugins": "plugins",
 }
 
 __all__ = sorted(

@@ -137,10 +137,17 @@ def run(request: GenerateRequest, context: Context):
                   writer=modality.write, request=request)
 
 
-@functools.lru_cache(maxsize=16)
 def _checkpoint_hash(path):
     if not path:
         return None
+    import os
+
+    stat = os.stat(path)
+    return _hash_file(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_file(path, mtime_ns, size):  # keyed on mtime and size: a retrained file is rehashed
     from .checkpoint import sha256_file
 
     return sha256_file(path)

@@ -92,3 +92,17 @@ def components() -> Components:
     _collect("register_encoders", typed(c.encoders, Encoder))
     _collect("register_backends", typed(c.backends, Backend))
     return c
+
+
+def register_plugin(plugin, name: str | None = None) -> None:
+    """Register a plugin object or module at run time (a notebook, a test) and refresh the
+    component registries so its registrations are visible at once."""
+    pm = load_plugins()
+    pm.register(plugin, name=name)
+    pm.check_pending()
+    components.cache_clear()
+
+
+def unregister_plugin(plugin) -> None:
+    load_plugins().unregister(plugin)
+    components.cache_clear()
