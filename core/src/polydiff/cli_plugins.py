@@ -127,3 +127,41 @@ def uninstall(ctx, name, pip_args, dry_run):
     if installed_version(dist) is None:
         raise InvalidInputError(f"plugin {name!r} is not installed (distribution {dist!r})")
     _run_pip(ctx, uninstall_command(name, extra=pip_args), dry_run)
+
+
+@plugins.command()
+@click.argument("name")
+@click.option("--modality", help="name of the modality the plugin registers (default: NAME)")
+@click.option("-d", "--dir", "parent", default=".", show_default=True,
+              help="folder to create the plugin project in")
+def new(name, modality, parent):
+    """Create a new plugin project NAME: an installable distribution (pyproject with the
+    `polydiff` entry point, a modality, encoders, a tiny exact denoiser, a data generator, tests
+    that run polydiff's conformance kit, a README). Never overwrites an existing folder."""
+    from .scaffold import new_plugin
+
+    folder = new_plugin(name, modality=modality, parent=parent)
+    shown = folder if folder.is_absolute() else f"./{folder}"
+    click.echo(str(folder))
+    click.echo(f"created {shown}; next:\n"
+               f"  polydiff plugins install {shown}\n"
+               f"  polydiff generate {modality or name} \"a wave\" -n 4 -o out/{modality or name}\n"
+               f"  python -m pytest {shown}/tests", err=True)
+
+
+@plugins.command()
+@click.argument("name")
+@click.option("--device", "devices", multiple=True, help="device to check on (repeatable; default: cpu, "
+              "plus cuda when present)")
+def check(name, devices):
+    """Run polydiff's conformance kit on installed plugin NAME and print its report
+    (exit status 1 when a check fails)."""
+    from .testing import ConformanceError, check_plugin
+
+    try:
+        report = check_plugin(name, devices=list(devices) or None, raise_on_failure=False)
+    except ConformanceError as exc:  # e.g. no such plugin
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(report))
+    if not report.ok:
+        raise SystemExit(1)

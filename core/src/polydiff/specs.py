@@ -30,6 +30,11 @@ class Modality:
     max_elements: int = 2**24  # n * per-sample elements allowed in one call (memory budget)
     evaluate: Callable[..., dict] | None = None  # evaluate(out=folder, quick=bool) -> report
     demo: Callable[..., list] | None = None       # demo(folder) -> files, run by `polydiff demo`
+    # examples(task) -> generate() keyword arguments (prompt, init, options...) that make a
+    # small valid request for that task; the conformance kit (polydiff.testing) runs each one.
+    examples: Callable[[str], dict] | None = None
+    # read(files) -> outputs: the inverse of ``write``; the kit checks written files read back.
+    read: Callable[..., list] | None = None
 
 
 @dataclass
@@ -41,6 +46,10 @@ class Encoder:
     kind: str
     load: Callable[..., Any]
     description: str = ""
+    # examples() -> a few inputs: prompts for a condition encoder, data for a data encoder
+    # (whose loaded object has ``encode`` and ``decode``); checked by polydiff.testing.
+    examples: Callable[[], list] | None = None
+    tolerance: float = 1e-5  # max |decode(encode(x)) - x| a data encoder promises
 
 
 @dataclass

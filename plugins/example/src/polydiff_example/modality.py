@@ -58,3 +58,16 @@ def write(outputs, folder, request):
 
     write_png(folder / "points.png", scatter(points))
     return [folder / "points.csv", folder / "points.png"]
+
+
+def read(files):
+    """The points in ``points.csv`` among ``files`` (the inverse of ``write``)."""
+    path = next(Path(f) for f in files if Path(f).suffix == ".csv")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    return [np.array([float(v) for v in row], dtype=np.float32) for row in rows if row]
+
+
+def examples(task):
+    """Small valid inputs per task, run by polydiff's conformance kit (polydiff.testing)."""
+    return {"generate": {"prompt": "north"}, "inpaint": {"x": 1.0}}.get(task)

@@ -32,6 +32,8 @@ def register_modalities(register):
         formats=("csv", "png"),
         options=modality.PointsOptions,
         max_elements=2_000_000,
+        examples=modality.examples,
+        read=modality.read,
     ))
 
 
@@ -40,7 +42,8 @@ def register_encoders(register):
     from .modality import ClusterNames
 
     register(polydiff.Encoder("points2d-cluster", "condition", ClusterNames,
-                              "cluster name -> index (-1: any cluster)"))
+                              "cluster name -> index (-1: any cluster)",
+                              examples=lambda: [None, "north", "the east cluster"]))
 
 
 @polydiff.hookimpl
