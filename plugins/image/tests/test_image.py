@@ -104,5 +104,6 @@ def test_training_smoke(tmp_path):
     tensors, config = polydiff.load_checkpoint(path)
     assert config["step"] == 2 and config["model_config"]["channels"] == backend.ARCH["channels"]
     model = backend.load("cpu", folder=tmp_path)
-    out = model.net(torch.zeros(1, 3, 32, 32), torch.full((1,), 0.5), torch.zeros(1, 384))
+    cond = {"tokens": torch.zeros(1, backend.TOKENS, 384), "mask": torch.ones(1, backend.TOKENS)}
+    out = model.net(torch.zeros(1, 3, 32, 32), torch.full((1,), 0.5), cond)
     assert out.shape == (1, 3, 32, 32)

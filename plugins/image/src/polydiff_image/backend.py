@@ -47,24 +47,33 @@ def from_model(x: torch.Tensor) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1) / 2)
 
 
+TOKENS = 16  # prompt length the model attends over (captions use at most 10)
+
+
+def encode_prompts(encoder, prompts) -> dict:
+    """The model's condition for a list of prompts: token states and their mask."""
+    return encoder.tokens(list(prompts), length=TOKENS)
+
+
 class ShapesData:
-    """``data(batch_size, generator) -> (images, prompt embeddings)`` for the trainer; every
-    caption the generator can write is embedded once up front."""
+    """``data(batch_size, generator) -> (images, prompt tokens)`` for the trainer; every
+    caption the generator can write is encoded once up front."""
 
     def __init__(self, device="cpu"):
         encoder = text_encoder(device)
         captions = data.all_captions()
         self.index = {c: i for i, c in enumerate(captions)}
-        self.table = torch.cat([encoder(captions[i:i + 128]) for i in range(0, len(captions), 128)])
-        self.null = encoder.null(1)[0]
+        self.table = encode_prompts(encoder, captions)
+        self.null = encode_prompts(encoder, [""])
 
     def __call__(self, batch_size, generator):
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         images, captions, _ = data.batch(batch_size, seed)
-        return to_model(images), self.table[[self.index[c] for c in captions]]
+        rows = torch.tensor([self.index[c] for c in captions])
+        return to_model(images), {k: v[rows] for k, v in self.table.items()}
 
     def null_cond(self, n):
-        return self.null.expand(n, -1)
+        return {k: v.expand(n, *v.shape[1:]) for k, v in self.null.items()}
 
 
 def train(out=None, progress=True, **overrides):

@@ -19,7 +19,7 @@ def register_modalities(register):
         name="image", description="32x32 RGB images of coloured shapes, from text prompts",
         tasks=TASKS, plan=tasks.plan, write=images.write, default_backend="shapes-unet",
         formats=("png",), options=tasks.ImageOptions, max_elements=256 * 3 * 32 * 32,
-        evaluate=evaluate.run, demo=demo.run))
+        evaluate=evaluate.run, demo=demo.run, examples=tasks.examples))
 
 
 @polydiff.hookimpl

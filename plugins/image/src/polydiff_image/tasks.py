@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import polydiff
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.nn import functional as F
 
-from .backend import TEXT_ENCODER, from_model, require_text_encoder, to_model
+from .backend import TEXT_ENCODER, encode_prompts, from_model, require_text_encoder, to_model
 from .data import SIZE
 from .images import read
 
@@ -57,8 +58,8 @@ def plan(request, context) -> polydiff.Plan:
     n, task, device = request.n, request.task, context.device
     if request.strength is not None and task != "img2img":
         raise polydiff.InvalidInputError(f"strength: applies to img2img only, not {task}")
-    cond = encoder([request.prompt or ""] * n).to(device)
-    uncond = encoder.null(n).to(device)
+    cond = {k: v.to(device) for k, v in encode_prompts(encoder, [request.prompt or ""] * n).items()}
+    uncond = {k: v.to(device) for k, v in encode_prompts(encoder, [""] * n).items()}
     constraints, guidance = [], DEFAULT_GUIDANCE
     if task == "inpaint":
         image = _square(read(_need(request, "init"), "init"), "init")
@@ -97,3 +98,20 @@ def _square(image, field):
     if image.shape[1:] != (SIZE, SIZE):
         raise polydiff.InvalidInputError(f"{field}: expected a {SIZE}x{SIZE} image, got {image.shape[2]}x{image.shape[1]}")
     return image
+
+
+def examples(task: str) -> dict:
+    """Small valid generate() arguments for each task (run by the conformance kit)."""
+    from .data import render
+
+    image = render("red", "circle", "large", "center").transpose(1, 2, 0)
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    mask[:, SIZE // 2:] = 1
+    small = image.reshape(8, 4, 8, 4, 3).mean(axis=(1, 3))
+    return {
+        "generate": {"prompt": "a red circle", "steps": 2},
+        "inpaint": {"prompt": "a red circle", "init": image, "mask": mask, "steps": 2},
+        "img2img": {"prompt": "a blue circle", "init": image, "strength": 0.5, "steps": 2},
+        "super-resolution": {"init": small, "steps": 2},
+        "denoise": {"init": np.clip(image + 0.05, 0, 1), "noise_level": 0.05, "steps": 2},
+    }[task]

@@ -1,5 +1,6 @@
 """A small text-conditioned UNet for 32x32 images: FiLM from (time + prompt embedding) in every
-residual block, self-attention at 8x8."""
+residual block, self-attention at 8x8, and two coordinate channels on the input so that
+"on the left" can be drawn on the left (FiLM alone is the same at every pixel)."""
 from __future__ import annotations
 
 import math
@@ -44,18 +45,35 @@ class Attention(nn.Module):
         return x + self.out(y.transpose(-1, -2).reshape(b, c, h, w))
 
 
+class TextPool(nn.Module):
+    """Learned queries attend over the prompt's token states, so a word that changes the
+    sentence embedding only a little ("left" vs "right") still gets its own slot."""
+
+    def __init__(self, dim: int, queries: int = 4):
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(queries, dim) * dim**-0.5)
+        self.key = nn.Linear(dim, dim)
+
+    def forward(self, tokens, mask):
+        scores = torch.einsum("qd,bld->bql", self.queries, self.key(tokens)) / tokens.shape[-1] ** 0.5
+        scores = scores.masked_fill(mask[:, None, :] < 0.5, float("-inf"))
+        return torch.einsum("bql,bld->bqd", scores.softmax(-1), tokens).flatten(1)
+
+
 class UNet(nn.Module):
-    """``net(x, t, cond)`` with x [B, 3, 32, 32], t [B] in [0, 1], cond [B, cond_dim] embeddings."""
+    """``net(x, t, cond)`` with x [B, 3, 32, 32], t [B] in [0, 1] and cond
+    {"tokens": [B, L, cond_dim], "mask": [B, L]} from the text encoder's ``tokens``."""
 
     def __init__(self, channels: int = 64, mults=(1, 2, 2), blocks: int = 2, cond_dim: int = 384,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, text_queries: int = 4):
         super().__init__()
         self.config = dict(channels=channels, mults=list(mults), blocks=blocks, cond_dim=cond_dim,
-                           dropout=dropout)
+                           dropout=dropout, text_queries=text_queries)
         emb = 4 * channels
         self.time = nn.Sequential(nn.Linear(channels, emb), nn.SiLU(), nn.Linear(emb, emb))
-        self.text = nn.Sequential(nn.Linear(cond_dim, emb), nn.SiLU(), nn.Linear(emb, emb))
-        self.inp = nn.Conv2d(3, channels, 3, padding=1)
+        self.pool = TextPool(cond_dim, text_queries)
+        self.text = nn.Sequential(nn.Linear(text_queries * cond_dim, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.inp = nn.Conv2d(3 + 2, channels, 3, padding=1)
         widths = [channels * m for m in mults]
         self.down, skips, cin = nn.ModuleList(), [channels], channels
         for level, width in enumerate(widths):
@@ -81,8 +99,13 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].bias)
 
     def forward(self, x, t, cond):
-        e = self.time(time_features(t, self.config["channels"])) + self.text(cond.to(x.dtype))
-        h = self.inp(x)
+        text = self.pool(cond["tokens"].to(x.dtype), cond["mask"])
+        e = self.time(time_features(t, self.config["channels"])) + self.text(text)
+        b, _, height, width = x.shape
+        ys = torch.linspace(-1, 1, height, device=x.device, dtype=x.dtype)
+        xs = torch.linspace(-1, 1, width, device=x.device, dtype=x.dtype)
+        coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij")).expand(b, -1, -1, -1)
+        h = self.inp(torch.cat([x, coords], dim=1))
         hs = [h]
         for layer in self.down:
             h = layer(h, e) if isinstance(layer, ResBlock) else layer(h)

@@ -22,7 +22,9 @@ def model_dir() -> Path:
 
 
 class MiniLM:
-    """``encoder(["a red circle", ...]) -> [n, 384]`` unit vectors; one cache entry per prompt."""
+    """``encoder(["a red circle", ...]) -> [n, 384]`` unit sentence vectors, and
+    ``encoder.tokens(prompts)`` -> per-token states for models that attend to words; one cache
+    entry per prompt for each."""
 
     dim = DIM
 
@@ -42,6 +44,7 @@ class MiniLM:
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.device = torch.device(device)
         self.cache: dict[str, torch.Tensor] = {}
+        self.token_cache: dict[str, torch.Tensor] = {}
 
     def __call__(self, prompts) -> torch.Tensor:
         if isinstance(prompts, str):
@@ -56,8 +59,31 @@ class MiniLM:
         """The embedding of the empty prompt, used as the unconditional branch."""
         return self([""] * n)
 
+    def tokens(self, prompts, length: int = 32) -> dict:
+        """{"tokens": [n, length, 384] final hidden states, "mask": [n, length] 1 for real
+        tokens}; prompts longer than ``length`` tokens are truncated."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        missing = sorted({p for p in prompts if p not in self.token_cache})
+        if missing:
+            states, mask = self._states(missing)
+            for p, h, m in zip(missing, states, mask):
+                self.token_cache[p] = h[: int(m.sum())]
+        out = torch.zeros(len(prompts), length, DIM, device=self.device)
+        mask = torch.zeros(len(prompts), length, device=self.device)
+        for i, p in enumerate(prompts):
+            h = self.token_cache[p][:length]
+            out[i, : len(h)], mask[i, : len(h)] = h, 1.0
+        return {"tokens": out, "mask": mask}
+
     @torch.inference_mode()
     def _encode(self, prompts: list[str]) -> torch.Tensor:
+        h, mask = self._states(prompts)
+        pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1e-9)
+        return F.normalize(pooled, dim=-1)
+
+    @torch.inference_mode()
+    def _states(self, prompts: list[str]):
         enc = self.tokenizer.encode_batch(prompts)
         ids = torch.tensor([e.ids for e in enc], device=self.device)
         mask = torch.tensor([e.attention_mask for e in enc], device=self.device, dtype=torch.float32)
@@ -69,8 +95,7 @@ class MiniLM:
         bias = (1.0 - mask)[:, None, None, :] * torch.finfo(h.dtype).min
         for i in range(self.layers):
             h = self._layer(h, bias, f"encoder.layer.{i}.")
-        pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1e-9)
-        return F.normalize(pooled, dim=-1)
+        return h, mask
 
     def _lin(self, x, name):
         return F.linear(x, self.w[name + ".weight"], self.w[name + ".bias"])

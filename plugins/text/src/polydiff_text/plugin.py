@@ -9,4 +9,5 @@ def register_encoders(register):
 
     register(polydiff.Encoder(
         name="minilm", kind="condition", load=load,
-        description="all-MiniLM-L6-v2 sentence embedding (384-d, unit norm), cached per prompt"))
+        description="all-MiniLM-L6-v2 sentence embedding (384-d, unit norm), cached per prompt",
+        examples=lambda: ["a red circle", "a small blue square on the left", ""]))
