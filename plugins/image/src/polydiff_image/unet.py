@@ -1,6 +1,9 @@
 """A small text-conditioned UNet for 32x32 images: FiLM from (time + prompt embedding) in every
-residual block, self-attention at 8x8, and two coordinate channels on the input so that
-"on the left" can be drawn on the left (FiLM alone is the same at every pixel)."""
+residual block, self-attention at 8x8.
+
+Plain FiLM is the same at every pixel, so "on the left" has no direct way to move anything:
+each block's FiLM therefore also predicts a horizontal and a vertical ramp (a spatially linear
+shift), and the input carries two coordinate channels."""
 from __future__ import annotations
 
 import math
@@ -17,19 +20,29 @@ def time_features(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
+def coordinates(x: torch.Tensor):
+    """(y, x) coordinate maps in [-1, 1], each [1, 1, H, W], at the size of x."""
+    h, w = x.shape[-2:]
+    ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
+    xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return grid_y[None, None], grid_x[None, None]
+
+
 class ResBlock(nn.Module):
     def __init__(self, cin: int, cout: int, emb: int, dropout: float):
         super().__init__()
         self.norm1, self.conv1 = nn.GroupNorm(8, cin), nn.Conv2d(cin, cout, 3, padding=1)
-        self.film = nn.Linear(emb, 2 * cout)
+        self.film = nn.Linear(emb, 4 * cout)
         self.norm2, self.conv2 = nn.GroupNorm(8, cout), nn.Conv2d(cout, cout, 3, padding=1)
         self.drop = nn.Dropout(dropout)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x, e):
         h = self.conv1(F.silu(self.norm1(x)))
-        scale, shift = self.film(e)[:, :, None, None].chunk(2, dim=1)
-        h = self.norm2(h) * (1 + scale) + shift
+        scale, shift, ramp_x, ramp_y = self.film(e)[:, :, None, None].chunk(4, dim=1)
+        ys, xs = coordinates(h)
+        h = self.norm2(h) * (1 + scale) + shift + ramp_x * xs + ramp_y * ys
         return self.skip(x) + self.conv2(self.drop(F.silu(h)))
 
 
@@ -101,10 +114,8 @@ class UNet(nn.Module):
     def forward(self, x, t, cond):
         text = self.pool(cond["tokens"].to(x.dtype), cond["mask"])
         e = self.time(time_features(t, self.config["channels"])) + self.text(text)
-        b, _, height, width = x.shape
-        ys = torch.linspace(-1, 1, height, device=x.device, dtype=x.dtype)
-        xs = torch.linspace(-1, 1, width, device=x.device, dtype=x.dtype)
-        coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij")).expand(b, -1, -1, -1)
+        grid_y, grid_x = coordinates(x)
+        coords = torch.cat([grid_y, grid_x], dim=1).expand(x.shape[0], -1, -1, -1)
         h = self.inp(torch.cat([x, coords], dim=1))
         hs = [h]
         for layer in self.down:

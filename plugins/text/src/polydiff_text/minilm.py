@@ -22,9 +22,7 @@ def model_dir() -> Path:
 
 
 class MiniLM:
-    """``encoder(["a red circle", ...]) -> [n, 384]`` unit sentence vectors, and
-    ``encoder.tokens(prompts)`` -> per-token states for models that attend to words; one cache
-    entry per prompt for each."""
+    """``encoder(["a red circle", ...]) -> [n, 384]`` unit vectors; one cache entry per prompt."""
 
     dim = DIM
 
@@ -44,7 +42,6 @@ class MiniLM:
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.device = torch.device(device)
         self.cache: dict[str, torch.Tensor] = {}
-        self.token_cache: dict[str, torch.Tensor] = {}
 
     def __call__(self, prompts) -> torch.Tensor:
         if isinstance(prompts, str):
@@ -58,23 +55,6 @@ class MiniLM:
     def null(self, n: int = 1) -> torch.Tensor:
         """The embedding of the empty prompt, used as the unconditional branch."""
         return self([""] * n)
-
-    def tokens(self, prompts, length: int = 32) -> dict:
-        """{"tokens": [n, length, 384] final hidden states, "mask": [n, length] 1 for real
-        tokens}; prompts longer than ``length`` tokens are truncated."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        missing = sorted({p for p in prompts if p not in self.token_cache})
-        if missing:
-            states, mask = self._states(missing)
-            for p, h, m in zip(missing, states, mask):
-                self.token_cache[p] = h[: int(m.sum())]
-        out = torch.zeros(len(prompts), length, DIM, device=self.device)
-        mask = torch.zeros(len(prompts), length, device=self.device)
-        for i, p in enumerate(prompts):
-            h = self.token_cache[p][:length]
-            out[i, : len(h)], mask[i, : len(h)] = h, 1.0
-        return {"tokens": out, "mask": mask}
 
     @torch.inference_mode()
     def _encode(self, prompts: list[str]) -> torch.Tensor:
