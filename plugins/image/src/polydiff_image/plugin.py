@@ -29,5 +29,5 @@ def register_backends(register):
     register(polydiff.Backend(
         "shapes-unet", "image", backend.load, prediction="v", devices=("cpu", "cuda"),
         checkpoint=str(backend.WEIGHTS_DIR / "model.safetensors"),
-        description="text-conditioned UNet (1.7M parameters) trained on procedural shapes",
+        description="text-conditioned UNet (2.2M parameters) trained on procedural shapes",
         train=backend.train))
