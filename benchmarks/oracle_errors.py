@@ -23,7 +23,7 @@ from polydiff.registry import components
 from polydiff.testing import GaussianMixture
 
 STEPS = (5, 10, 20)
-SPACINGS = ("logsnr", "karras", "trailing")
+SPACINGS = ("logsnr-window", "logsnr", "karras", "trailing")
 SCHEDULE = "vp-linear"
 
 

@@ -11,8 +11,9 @@ from .schedules import Grid, NoiseSchedule
 from .spacing import Spacing, check_times
 from .specs import StepInfo
 
-DEFAULT_SAMPLER = "dpmpp_3m"
-DEFAULT_SPACING = "logsnr"
+# The measured winner at 5, 10 and 20 NFE in benchmarks/accuracy.py (see benchmarks/results/).
+DEFAULT_SAMPLER = "unipc"
+DEFAULT_SPACING = "logsnr-window"
 DEFAULT_SCHEDULE = "vp-linear"
 
 
@@ -52,10 +53,10 @@ def sample(
     denoiser: Callable,
     shape: Sequence[int],
     *,
-    sampler="dpmpp_3m",
+    sampler=DEFAULT_SAMPLER,
     steps: int = 20,
     schedule: NoiseSchedule | str | None = None,
-    spacing="logsnr",
+    spacing=DEFAULT_SPACING,
     seed: int = 0,
     cond=None,
     constraints: Sequence = (),
@@ -64,11 +65,22 @@ def sample(
     callback: Callable | None = None,
     progress: bool = False,
     sampler_options: dict | None = None,
+    compile: bool | dict = False,
+    autocast: str | None = None,
+    channels_last: bool = False,
 ):
     """Draw ``shape[0]`` samples with the denoiser ``D(x, t, cond) -> x0_hat``.
 
     Sample i uses seed ``seed + i`` for all of its noise, so it is the same whatever the batch.
     ``schedule`` defaults to the denoiser's ``.schedule`` attribute, else ``vp-linear``.
+
+    Speed options (all off by default; the loop itself never waits for the device):
+    ``compile``: ``torch.compile`` the denoiser (True, or a dict of ``torch.compile`` arguments,
+    e.g. ``{"mode": "reduce-overhead"}`` for CUDA graphs); the first call pays the compilation.
+    ``autocast``: ``"bf16"`` or ``"fp16"`` runs the denoiser under ``torch.autocast`` on the
+    sampling device (the sampler's own state stays in ``dtype``).
+    ``channels_last``: keep 4-D states in channels-last memory format (convert the network
+    with ``net.to(memory_format=torch.channels_last)`` too).
     """
     shape = _check_shape(shape)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
@@ -81,14 +93,25 @@ def sample(
     grid = build_grid(schedule, spacing, steps, t_start)
     noise = SeededNoise.for_batch(seed, shape[0], device, dtype)
 
-    bad = torch.zeros((), dtype=torch.bool, device=device)  # NaN seen, checked once at the end
+    net = _speed_up(denoiser, compile, autocast, device)
+    memory_format = torch.channels_last if channels_last and len(shape) == 4 else None
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    sums = []  # one sum per denoiser output: a NaN or infinity anywhere makes it non-finite;
+    # checked once at the end (one reduction per step, no host sync in the loop)
+    times: dict = {}  # t -> the [batch] tensor of t, made once per distinct time and batch size
 
     def model(x, t):
-        nonlocal bad
-        x0 = denoiser(x, torch.full((x.shape[0],), t, device=device, dtype=dtype), cond)
+        tt = times.get((t, x.shape[0]))
+        if tt is None:
+            tt = times[t, x.shape[0]] = torch.full((x.shape[0],), t, device=device, dtype=dtype)
+        x0 = net(x, tt, cond)
         if x0.shape != x.shape:
             raise InvalidInputError(f"denoiser returned shape {tuple(x0.shape)} for input {tuple(x.shape)}")
-        bad = bad | ~torch.isfinite(x0).all()
+        if x0.dtype != x.dtype:
+            x0 = x0.to(x.dtype)
+        if memory_format is not None:
+            x0 = x0.contiguous(memory_format=memory_format)
+        sums.append(x0.detach().sum(dtype=acc))
         return x0
 
     for c in constraints:
@@ -117,16 +140,49 @@ def sample(
         x = z * grid.sigma[0]
         for c in constraints:
             x = c.start(z, grid)
+        if memory_format is not None:
+            x = x.contiguous(memory_format=memory_format)
         try:
-            x = fn(model, x, grid, noise=noise, callback=on_step, **(sampler_options or {}))
+            needs_step = constraints or step_hooks or callback is not None or bar is not None
+            x = fn(model, x, grid, noise=noise, callback=on_step if needs_step else None,
+                   **(sampler_options or {}))
         finally:
             if bar is not None:
                 bar.close()
         for c in constraints:
             x = c.finish(x)
-    if bool(bad) or not bool(torch.isfinite(x).all()):
+    total = x.sum(dtype=acc) + (torch.stack(sums).sum() if sums else 0)
+    if not bool(torch.isfinite(total)):
         raise NonFiniteError("the model returned NaN or infinity during sampling")
     return x
+
+
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _speed_up(denoiser, compile, autocast, device):
+    """The denoiser, optionally compiled and run under autocast (see ``sample``)."""
+    if autocast is not None and autocast not in AUTOCAST:
+        raise InvalidInputError(f"autocast must be one of {sorted(AUTOCAST)} or None, got {autocast!r}")
+    net = denoiser
+    if compile:
+        options = compile if isinstance(compile, dict) else {}
+        compiled = torch.compile(denoiser, **options)
+        if options.get("mode") in ("reduce-overhead", "max-autotune"):
+            # CUDA graphs reuse their output buffers at the next call, and multistep samplers
+            # keep earlier outputs: hand out copies
+            net = lambda x, t, cond: compiled(x, t, cond).clone()  # noqa: E731
+        else:
+            net = compiled
+    if autocast is None:
+        return net
+    inner, kind, half = net, device.type, AUTOCAST[autocast]
+
+    def autocast_denoiser(x, t, cond):
+        with torch.autocast(kind, dtype=half):
+            return inner(x, t, cond)
+
+    return autocast_denoiser
 
 
 def _step_hooks():

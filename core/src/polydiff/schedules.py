@@ -67,6 +67,11 @@ class VPSchedule(NoiseSchedule):
         lab = self.log_alpha_bar(t)
         return 0.5 * lab - 0.5 * torch.log(-torch.expm1(lab))
 
+    @staticmethod
+    def _lab_of_lam(lam):
+        """log(alpha^2) at log-SNR ``lam`` (alpha^2 = sigmoid(2 lam)), in float64."""
+        return -torch.nn.functional.softplus(-2 * torch.as_tensor(lam, dtype=torch.float64))
+
 
 class VPLinear(VPSchedule):
     """DDPM's linear betas (1e-4 to 0.02 over 1000 steps) as a continuous-time schedule."""
@@ -80,6 +85,15 @@ class VPLinear(VPSchedule):
     def log_alpha_bar(self, t):
         t = torch.as_tensor(t)
         return -(self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2)
+
+    def t_of_lam(self, lam):
+        """Closed form: the positive root of beta_min t + (beta_max - beta_min) t^2 / 2 = -lab."""
+        lab = self._lab_of_lam(lam)
+        a, b = 0.5 * (self.beta_max - self.beta_min), self.beta_min
+        if a == 0:
+            return (-lab / b).clamp(0.0, 1.0)
+        t = 2 * (-lab) / (b + torch.sqrt(b * b + 4 * a * (-lab)))  # the stable form of the root
+        return t.clamp(0.0, 1.0)
 
 
 class VPScaledLinear(VPSchedule):
@@ -111,6 +125,61 @@ class VPCosine(VPSchedule):
         t = torch.as_tensor(t)
         f = lambda u: torch.log(torch.cos((u + self.s) / (1 + self.s) * math.pi / 2) ** 2)  # noqa: E731
         return f(t) - f(torch.zeros_like(t))
+
+    def t_of_lam(self, lam):
+        """Closed form: cos((t + s) / (1 + s) pi / 2)^2 = alpha_bar * cos(s / (1 + s) pi / 2)^2."""
+        lab = self._lab_of_lam(lam)
+        c0 = math.cos(self.s / (1 + self.s) * math.pi / 2)
+        angle = torch.arccos((torch.exp(0.5 * lab) * c0).clamp(max=1.0))
+        return (angle * (2 / math.pi) * (1 + self.s) - self.s).clamp(0.0, 1.0)
+
+
+class DiscreteVP(VPSchedule):
+    """A discrete-time VP schedule given by ``alphas_cumprod[k]``, k = 0 .. N-1 (DDPM's and
+    diffusers' convention), in continuous time: timestep k sits at ``t = (k + 1) / N`` and
+    log(alpha_bar) is interpolated linearly between neighbouring timesteps (and from 0 at t = 0),
+    so the schedule takes exactly the discrete values on the grid. ``timestep(t)`` maps back."""
+
+    name = "discrete-vp"
+    description = "a discrete alphas_cumprod table (N steps) in continuous time"
+
+    def __init__(self, alphas_cumprod):
+        ac = torch.as_tensor(alphas_cumprod, dtype=torch.float64).reshape(-1)
+        if len(ac) < 2 or not ((ac > 0) & (ac < 1)).all() or not (ac[1:] < ac[:-1]).all():
+            raise ValueError("alphas_cumprod must decrease strictly inside (0, 1)")
+        self.steps = len(ac)
+        self.t_min = 1.0 / self.steps
+        self._knots = {torch.device("cpu"): torch.cat([torch.zeros(1, dtype=torch.float64), ac.log()])}
+
+    @classmethod
+    def linear(cls, beta_start: float = 1e-4, beta_end: float = 0.02, steps: int = 1000) -> "DiscreteVP":
+        """DDPM's linear betas (betas in float32, as diffusers computes them)."""
+        betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float32)
+        return cls(torch.cumprod(1.0 - betas, dim=0))
+
+    def log_alpha_bar(self, t):
+        t = torch.as_tensor(t)
+        knots = self._knots.get(t.device)
+        if knots is None:
+            knots = self._knots[t.device] = self._knots[torch.device("cpu")].to(t.device)
+        u = t.to(torch.float64).clamp(0.0, 1.0) * self.steps
+        k = u.floor().clamp(max=self.steps - 1)
+        frac = u - k
+        k = k.long()
+        return knots[k] * (1 - frac) + knots[k + 1] * frac
+
+    def t_of_lam(self, lam):
+        """Exact: the segment of the log(alpha_bar) table holding the level, then linear in it."""
+        lab = self._lab_of_lam(lam)
+        knots = self._knots[torch.device("cpu")]                       # decreasing, knots[0] = 0
+        k = torch.searchsorted(-knots, -lab).clamp(1, self.steps)      # knots[k-1] >= lab > knots[k]
+        lo, hi = knots[k - 1], knots[k]
+        t = (k - 1 + (lo - lab) / (lo - hi)) / self.steps
+        return t.clamp(0.0, 1.0)
+
+    def timestep(self, t):
+        """The (fractional) discrete timestep index of time ``t``: ``t * N - 1``."""
+        return torch.as_tensor(t) * self.steps - 1
 
 
 class EDM(NoiseSchedule):

@@ -1,0 +1,139 @@
+"""1b. Framework overhead: wall time per step of the sampling loop around a near-free denoiser.
+
+    .venv/bin/python benchmarks/overhead.py [--repeats 15] [--device cpu|cuda|all]
+
+The denoiser is ``x * 0.5`` (returned as x0 to polydiff and as epsilon to diffusers), so what is
+timed is the framework: polydiff's ``sample`` (its model wrapper, NaN bookkeeping, step hooks and
+the sampler's arithmetic) against a diffusers pipeline's scheduler loop (``scale_model_input``,
+the model call and ``scheduler.step``, under ``torch.no_grad`` as its pipelines run it).
+Per-step time is the slope between a 10-step and a 50-step run, so per-call set-up (schedule
+grids, ``set_timesteps``, drawing x_T) is left out; it is reported on its own. Each is the
+fastest of ``--repeats`` runs (as ``timeit`` does: the least disturbed by anything else running). Shapes: [batch, 3, 32, 32] (the image plugin's size), float32.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import polydiff
+
+from common import RESULTS, load_note, diffusers_scheduler, git_commit, machine, schedule
+
+# polydiff sampler (spacing) <-> diffusers scheduler (config)
+PAIRS = [
+    ("ddim", "trailing", "DDIM", "DDIMScheduler", {"clip_sample": False, "timestep_spacing": "trailing"}),
+    ("euler", "trailing", "Euler", "EulerDiscreteScheduler", {"timestep_spacing": "trailing"}),
+    ("dpmpp_2m", "logsnr", "DPMSolverMultistep 2M", "DPMSolverMultistepScheduler", {}),
+    ("dpmpp_3m", "logsnr", "DPMSolverMultistep 3M", "DPMSolverMultistepScheduler", {"solver_order": 3}),
+    ("unipc", "logsnr-window", "UniPC (order 2)", "UniPCMultistepScheduler", {}),
+]
+BATCHES = (1, 64)
+STEPS = (10, 50)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_polydiff(sampler, spacing, steps, batch, device, sch):
+    denoiser = lambda x, t, c: x * 0.5  # noqa: E731
+    _sync(device)
+    start = time.perf_counter()
+    x = polydiff.sample(denoiser, (batch, 3, 32, 32), sampler=sampler, steps=steps, spacing=spacing,
+                        schedule=sch, seed=0, device=device)
+    _sync(device)
+    assert x.shape[0] == batch
+    return time.perf_counter() - start
+
+
+def time_diffusers(cls, config, steps, batch, device):
+    sched = diffusers_scheduler(cls, **config)
+    gen = torch.Generator(device).manual_seed(0)
+    model = lambda x, t: x * 0.5  # noqa: E731
+    _sync(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        sched.set_timesteps(steps, device=device)
+        x = torch.randn((batch, 3, 32, 32), generator=gen, device=device) * sched.init_noise_sigma
+        for t in sched.timesteps:
+            inp = sched.scale_model_input(x, t)
+            x = sched.step(model(inp, t), t, x, return_dict=False)[0]
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def slope(fn, repeats):
+    """(per-step seconds, per-call seconds) from the fastest runs at 10 and 50 steps."""
+    fn(STEPS[0])  # warm up
+    fn(STEPS[1])
+    med = {}
+    for steps in STEPS:
+        med[steps] = min(fn(steps) for _ in range(repeats))
+    per_step = (med[STEPS[1]] - med[STEPS[0]]) / (STEPS[1] - STEPS[0])
+    return per_step, med[STEPS[0]] - STEPS[0] * per_step
+
+
+def measure(device, repeats):
+    sch = schedule()
+    rows = []
+    for pd_name, spacing, df_label, cls, config in PAIRS:
+        for batch in BATCHES:
+            p_step, p_call = slope(lambda s: time_polydiff(pd_name, spacing, s, batch, device, sch), repeats)
+            d_step, d_call = slope(lambda s: time_diffusers(cls, config, s, batch, device), repeats)
+            rows.append(dict(device=device.type, polydiff=pd_name, diffusers=df_label, batch=batch,
+                             p_step=p_step, d_step=d_step, p_call=p_call, d_call=d_call))
+            print(f"  {device.type} b={batch} {pd_name}: {p_step * 1e6:.0f} us/step vs {df_label}: "
+                  f"{d_step * 1e6:.0f} us/step", flush=True)
+    return rows
+
+
+def table(rows):
+    out = ["| device | batch | polydiff sampler | diffusers scheduler | polydiff us/step | diffusers us/step "
+           "| ratio | polydiff us/call set-up | diffusers us/call set-up |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['device']} | {r['batch']} | {r['polydiff']} | {r['diffusers']} | {r['p_step'] * 1e6:.0f} "
+                   f"| {r['d_step'] * 1e6:.0f} | **{r['p_step'] / r['d_step']:.2f}** | {r['p_call'] * 1e6:.0f} "
+                   f"| {r['d_call'] * 1e6:.0f} |")
+    return "\n".join(out)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--device", default="all", help="cpu, cuda or all (cuda only where available)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0: torch's default)")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    devices = [torch.device(d) for d in devices if d != "cuda" or torch.cuda.is_available()]
+    start, load = time.time(), load_note()
+    rows = [r for d in devices for r in measure(d, args.repeats)]
+    text = (
+        "# 1b. Framework overhead per sampling step: polydiff vs diffusers\n\n"
+        "Denoiser `x * 0.5` (near free), shape [batch, 3, 32, 32] float32. Per-step time is the slope "
+        f"between {STEPS[0]}- and {STEPS[1]}-step runs (fastest of {args.repeats}); set-up per call "
+        "(grid / set_timesteps, x_T) is the intercept. polydiff: `polydiff.sample` (inference_mode, "
+        "NaN bookkeeping on the device, step hooks); diffusers: a pipeline's loop (`scale_model_input`, "
+        "model, `scheduler.step`) under no_grad. Ratio = polydiff / diffusers (below 1: polydiff faster).\n\n"
+        f"Produced by `benchmarks/overhead.py` in {time.time() - start:.0f} s on {machine()}; "
+        f"{torch.get_num_threads()} CPU threads; {load}; commit {git_commit()}.\n\n" + table(rows) + "\n"
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = "overhead.md" if devices != [torch.device("cuda")] else "overhead_cuda.md"
+    (out / name).write_text(text)
+    (out / name.replace(".md", ".json")).write_text(json.dumps(rows, indent=1))
+    print(text)
+    print(f"saved {out / name}")
+
+
+if __name__ == "__main__":
+    main()
