@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import polydiff
@@ -173,12 +174,12 @@ def worker(args):
         times.append(time.perf_counter() - start)
     peak = ((torch.cuda.max_memory_allocated() - base_cuda) / 2**20 if device.type == "cuda"
             else (_peak_rss() - base_rss) / 1024)
-    torch.save(out.float().cpu(), args.save)
+    np.save(args.save, out.float().cpu().numpy(), allow_pickle=False)
     print(json.dumps(dict(time=min(times) / args.batch, peak_mib=peak)))
 
 
 def measure(framework, nfe, device, batch, repeats, options, tmp):
-    save = tmp / f"{framework.replace(' ', '_')}_{nfe}_{device}_{abs(hash(json.dumps(options)))}.pt"
+    save = tmp / f"{framework.replace(' ', '_')}_{nfe}_{device}_{abs(hash(json.dumps(options)))}.npy"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--framework", framework,
            "--nfe-one", str(nfe), "--device", device, "--batch", str(batch), "--repeats", str(repeats),
            "--options", json.dumps(options), "--save", str(save)]
@@ -186,7 +187,7 @@ def measure(framework, nfe, device, batch, repeats, options, tmp):
     if out.returncode != 0:
         raise RuntimeError(f"{framework} worker failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["x"] = torch.load(save)
+    result["x"] = torch.from_numpy(np.load(save, allow_pickle=False))
     save.unlink()
     return result
 
@@ -209,7 +210,7 @@ def main():
     if args.worker:
         return worker(args)
 
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     reason = None
     if checkpoint_path() is None:
@@ -227,7 +228,7 @@ def main():
         return
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d != "cuda" or torch.cuda.is_available()]
-    tmp = out / ".tmp"
+    tmp = (out / ".tmp").resolve()  # workers run in another folder
     tmp.mkdir(exist_ok=True)
     start, load = time.time(), load_note()
     rows = []
