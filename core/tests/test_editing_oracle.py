@@ -13,13 +13,8 @@ from polydiff.testing import GaussianMixture
 N = 2000  # samples per distribution check: a fraction's sd is <= 0.011, a mean's ~0.5 / 45
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These tensors are tiny: one thread is fastest, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny tensors: one torch thread is fastest, and far faster on a busy machine
+pytestmark = pytest.mark.usefixtures("polydiff_single_thread")
 
 
 def _two_modes():

@@ -14,12 +14,8 @@ from polydiff.sampling import DEFAULT_SAMPLER, DEFAULT_SPACING, sample
 from polydiff.testing import GaussianMixture
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny tensors: one torch thread is fastest, and far faster on a busy machine
+pytestmark = pytest.mark.usefixtures("polydiff_single_thread")
 
 
 def _mixture():

@@ -24,13 +24,8 @@ def _ids(cases):
     return [name + "".join(f"-{k}={v}" for k, v in options.items()) for name, options in cases]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These tensors are tiny: one thread is fastest, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny tensors: one torch thread is fastest, and far faster on a busy machine
+pytestmark = pytest.mark.usefixtures("polydiff_single_thread")
 
 
 def _mixture():
