@@ -38,13 +38,8 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: threads only add contention (and the subprocesses use one thread too)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny models: threads only add contention (and the subprocesses use one thread too)
+pytestmark = pytest.mark.usefixtures("polydiff_single_thread")
 
 
 @pytest.fixture
