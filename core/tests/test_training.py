@@ -375,3 +375,37 @@ def test_bad_trainer_inputs(tmp_path):
     with pytest.raises(pydantic.ValidationError, match="steps"):
         Trainer(TinyMLP(), {"steps": -1}, mixture)
     assert polydiff.Trainer is Trainer and polydiff.save_checkpoint is save_checkpoint
+
+
+def test_load_trained_gives_a_ready_model(tmp_path):
+    path = make_trainer(tmp_path, steps=3, checkpoint_every=None).fit()
+    loaded = polydiff.load_trained(path.parent, lambda hidden, kind: TinyMLP(hidden), "cpu")
+    tensors, config = load_checkpoint(tmp_path)
+    assert not loaded.net.training and not any(p.requires_grad for p in loaded.net.parameters())
+    assert all(torch.equal(loaded.net.state_dict()[k], v) for k, v in tensors.items())
+    assert loaded.schedule.name == config["schedule"] and loaded.prediction == config["prediction"]
+    with pytest.raises(InvalidInputError, match="no checkpoint"):
+        polydiff.load_trained(tmp_path / "missing", TinyMLP, "cpu")
+
+
+def test_captioned_data_encodes_once_and_gathers_rows():
+    calls = []
+
+    def encode(captions):
+        calls.append(list(captions))
+        return {"emb": torch.tensor([[float(len(c))] for c in captions])}
+
+    def draw(n, seed):
+        g = torch.Generator().manual_seed(seed)
+        picks = torch.randint(0, 3, (n,), generator=g).tolist()
+        return torch.tensor(picks, dtype=torch.float32), [["a", "bb", "ccc"][i] for i in picks]
+
+    source = polydiff.CaptionedData(draw, ["a", "bb", "ccc"], encode)
+    x0, cond = source(16, torch.Generator().manual_seed(0))
+    assert torch.equal(cond["emb"][:, 0], x0 + 1)          # row i encodes the caption drawn for x0[i]
+    again, _ = source(16, torch.Generator().manual_seed(0))
+    assert torch.equal(again, x0)                          # the trainer's generator fixes the batch
+    assert calls == [["a", "bb", "ccc"], [""]]             # encoded once, plus the null prompt
+    assert source.null_cond(4)["emb"].tolist() == [[0.0]] * 4
+    with pytest.raises(KeyError, match="'dddd' is not among"):
+        polydiff.CaptionedData(lambda n, s: (torch.zeros(1), ["dddd"]), ["a"], encode)(1, torch.Generator())

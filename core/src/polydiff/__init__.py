@@ -26,7 +26,8 @@ _LAZY = {
     "generate": "generation", "GenerateRequest": "request", "Result": "result", "Plan": "generation",
     # training and checkpoints
     "Trainer": "training", "TrainConfig": "training",
-    "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_trained": "checkpoint",
+    "CaptionedData": "captioned",
     # components
     "components": "registry", "register_plugin": "registry", "unregister_plugin": "registry",
     "load_plugins": "plugins",

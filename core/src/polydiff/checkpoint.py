@@ -165,3 +165,18 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def load_trained(folder, build, device="cpu"):
+    """A ``LoadedModel`` from a checkpoint the ``Trainer`` wrote: ``build(**model_config)``
+    makes the network, which gets the (EMA) weights, eval mode and no gradients; the schedule
+    and prediction come from the checkpoint. What every backend's ``load(device)`` needs."""
+    from .registry import components
+    from .specs import LoadedModel
+
+    tensors, config = load_checkpoint(folder, device=device)
+    net = build(**config.get("model_config", {})).to(device)
+    net.load_state_dict(tensors)
+    net.eval().requires_grad_(False)
+    return LoadedModel(net=net, schedule=components().schedules.get_named(config["schedule"]),
+                       prediction=config["prediction"], config=config)

@@ -59,10 +59,4 @@ def train(out=None, progress=True, **overrides):
 
 
 def load(device):
-    tensors, config = polydiff.load_checkpoint(WEIGHTS_DIR, device=device)
-    model = PointsMLP(**config["model_config"]).to(device)
-    model.load_state_dict(tensors)
-    model.eval().requires_grad_(False)
-    schedule = polydiff.components().schedules[config["schedule"]]
-    return polydiff.LoadedModel(net=model, schedule=schedule, prediction=config["prediction"],
-                                config=config)
+    return polydiff.load_trained(WEIGHTS_DIR, PointsMLP, device)

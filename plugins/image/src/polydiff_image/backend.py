@@ -11,7 +11,6 @@ polydiff-text plugin), looked up by name.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -53,60 +52,26 @@ TOKENS = 16  # the whole prompt plus up to 15 words (captions use at most 9)
 
 
 def encode_prompts(encoder, prompts) -> dict:
-    """The model's condition: the sentence embedding of each prompt followed by the embedding
-    of each of its words on its own, with a mask. In context MiniLM gives "left" and "right"
-    nearly the same vector (cosine 0.99); alone they differ (0.41), so the model can learn
-    where to draw; the leading sentence vector keeps paraphrases close."""
-    prompts = list(prompts)
-    words = [re.findall(r"[a-z]+", p.lower())[: TOKENS - 1] for p in prompts]
-    vocab = sorted({w for ws in words for w in ws})
-    table = dict(zip(vocab, encoder(vocab))) if vocab else {}
-    sentences = encoder(prompts)
-    tokens = torch.zeros(len(prompts), TOKENS, sentences.shape[1], device=sentences.device)
-    mask = torch.zeros(len(prompts), TOKENS, device=sentences.device)
-    for i, ws in enumerate(words):
-        tokens[i, 0], mask[i, : len(ws) + 1] = sentences[i], 1.0
-        for j, w in enumerate(ws, start=1):
-            tokens[i, j] = table[w]
-    return {"tokens": tokens, "mask": mask}
+    """The model's condition: the text encoder's sentence + per-word tokens (see
+    ``word_tokens`` of the minilm encoder), which let the model tell "left" from "right"."""
+    return encoder.word_tokens(prompts, TOKENS)
 
 
-class ShapesData:
-    """``data(batch_size, generator) -> (images, prompt tokens)`` for the trainer; every
-    caption the generator can write is encoded once up front."""
-
-    def __init__(self, device="cpu"):
-        encoder = text_encoder(device)
-        captions = data.all_captions()
-        self.index = {c: i for i, c in enumerate(captions)}
-        self.table = encode_prompts(encoder, captions)
-        self.null = encode_prompts(encoder, [""])
-
-    def __call__(self, batch_size, generator):
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        images, captions, _ = data.batch(batch_size, seed)
-        rows = torch.tensor([self.index[c] for c in captions])
-        return to_model(images), {k: v[rows] for k, v in self.table.items()}
-
-    def null_cond(self, n):
-        return {k: v.expand(n, *v.shape[1:]) for k, v in self.null.items()}
+def draw(batch_size: int, seed: int):
+    """One training batch from one seed: images in model space and their captions."""
+    images, captions, _ = data.batch(batch_size, seed)
+    return to_model(images), captions
 
 
 def train(out=None, progress=True, **overrides):
     config = polydiff.TrainConfig(**{**RECIPE, **overrides, "out": Path(out or WEIGHTS_DIR),
                                      "progress": progress})
-    source = ShapesData()
+    encoder = text_encoder()
+    source = polydiff.CaptionedData(draw, data.all_captions(), lambda c: encode_prompts(encoder, c))
     model = UNet(**ARCH)
-    trainer = polydiff.Trainer(model, config, source, null_cond=source.null_cond,
-                               model_config=model.config)
+    trainer = polydiff.Trainer(model, config, source, null_cond=source.null_cond, model_config=model.config)
     return trainer.fit()
 
 
 def load(device, folder=None):
-    tensors, config = polydiff.load_checkpoint(folder or WEIGHTS_DIR, device=device)
-    model = UNet(**config["model_config"]).to(device)
-    model.load_state_dict(tensors)
-    model.eval().requires_grad_(False)
-    schedule = polydiff.components().schedules[config["schedule"]]
-    return polydiff.LoadedModel(net=model, schedule=schedule, prediction=config["prediction"],
-                                config=config)
+    return polydiff.load_trained(folder or WEIGHTS_DIR, UNet, device)
