@@ -5,6 +5,7 @@
 #   1b overhead.py     per-step wall time of the sampling loop around a near-free denoiser
 #   1c end_to_end.py   the image plugin's UNet: time per image, peak memory, error at equal NFE
 #      oracle_errors.py every registered sampler x spacing on the oracle (polydiff only)
+#      cli_latency.py   whole `polydiff generate` commands (image, audio), start-up included
 # and writes benchmarks/results/*.md, *.png and README.md (all tables in one page).
 # --quick: small sizes, a smoke test of the whole pipeline (results in out/bench-quick/).
 # On a machine with CUDA, 1b and 1c also run on the GPU (tables *_cuda.md).
@@ -28,6 +29,7 @@ if [ "${1:-}" = "--quick" ]; then
   "$PY" benchmarks/accuracy.py --quick --out "$OUT"
   "$PY" benchmarks/overhead.py --repeats 3 ${THREADS[@]+"${THREADS[@]}"} --out "$OUT"
   "$PY" benchmarks/end_to_end.py --batch 2 --nfe 10 --repeats 1 --device cpu --out "$OUT"
+  "$PY" benchmarks/cli_latency.py --repeats 1 --out "$OUT"
 else
   "$PY" benchmarks/accuracy.py --out "$OUT"
   "$PY" benchmarks/overhead.py --device cpu ${THREADS[@]+"${THREADS[@]}"} --out "$OUT"
@@ -37,5 +39,6 @@ else
     "$PY" benchmarks/end_to_end.py --device cuda --out "$OUT"
   fi
   "$PY" benchmarks/oracle_errors.py --out "$OUT/oracle_errors.md"
+  "$PY" benchmarks/cli_latency.py --out "$OUT"
 fi
 "$PY" benchmarks/report.py "$OUT"

@@ -1,0 +1,212 @@
+"""Each audio task as a sampling plan on the core's editing constraints, in log-mel space.
+
+generate: noise -> clip.  continue / edit: the given audio's frames are kept by replacement
+(RePaint resampling) and the rest is generated; the output waveform keeps the given samples
+exactly outside the regenerated span (but for 16 ms crossfades at its edges), and Griffin-Lim starts from
+the given audio's phase so the join is coherent.  style: SDEdit from the given clip towards the
+prompt.  denoise: the white-noise floor is estimated and subtracted from the mel magnitudes
+(spectral subtraction), then SDEdit from there removes what subtraction leaves behind.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polydiff
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import mel
+from .backend import TEXT_ENCODER, encode_prompts, require_text_encoder
+from .wav import read
+
+DEFAULT_GUIDANCE = 2.0
+DEFAULT_SECONDS = 2.0
+DEFAULT_STYLE_STRENGTH = 0.9
+DEFAULT_DENOISE_STRENGTH = 0.3
+OVERSUBTRACT = 1.5            # denoise: subtract this many times the estimated noise floor
+MAX_SECONDS_PER_CALL = 64.0   # n x seconds: the memory budget (attention along time is quadratic)
+MULTIPLE = 4                  # frame counts the UNet accepts (two halvings)
+FADE = 256                    # samples of crossfade where generated audio meets given audio (16 ms)
+
+
+class AudioOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: float | None = Field(None, gt=0.0, description="output length; continue: total length (default input + 1 s)")
+    start: float | None = Field(None, ge=0.0, description="edit: start of the span to regenerate (s)")
+    end: float | None = Field(None, gt=0.0, description="edit: end of the span to regenerate (s)")
+    sample_rate: int = Field(mel.SAMPLE_RATE, gt=0, description="rate of an --init given as an array")
+    resample: int = Field(3, ge=1, le=20, description="continue/edit: RePaint resampling count")
+    noise_level: float | None = Field(None, gt=0.0, le=1.0, description="denoise: white-noise std (estimated if omitted)")
+
+
+def _frames(samples: int) -> int:
+    frames = math.ceil(samples / mel.HOP)
+    return -(-frames // MULTIPLE) * MULTIPLE
+
+
+def _need(request, field):
+    value = getattr(request, field)
+    if value is None:
+        raise polydiff.InvalidInputError(f"{field}: the {request.task} task needs --{field}")
+    return value
+
+
+def _check_budget(request, seconds: float):
+    total = request.n * seconds
+    if total > MAX_SECONDS_PER_CALL:
+        raise polydiff.InvalidInputError(
+            f"seconds: {request.n} x {seconds:g} s = {total:g} s of audio is over the memory budget of "
+            f"{MAX_SECONDS_PER_CALL:g} s per call; ask for less or split it over several calls")
+
+
+def _angle(samples: torch.Tensor, frames: int, seeds) -> torch.Tensor:
+    """A unit-phase start for Griffin-Lim per sample: random from the sample's seed, replaced by
+    the given audio's phase where ``samples`` (not None) is known."""
+    angles = []
+    for s in seeds:
+        g = torch.Generator().manual_seed(int(s))
+        angles.append(torch.polar(torch.ones(mel.N_FFT // 2 + 1, frames),
+                                  torch.rand(mel.N_FFT // 2 + 1, frames, generator=g) * 2 * math.pi))
+    angle = torch.stack(angles)
+    if samples is not None:
+        given = mel.stft(samples, frames)
+        known = given.abs() > 1e-6
+        angle = torch.where(known, given / given.abs().clamp_min(1e-12), angle)
+    return angle
+
+
+def _splice(generated: torch.Tensor, given: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``given`` where ``keep`` (0/1 over samples) is 1, ``generated`` elsewhere, joined by linear
+    crossfades over the last / first FADE kept samples at each edge (only there does the output
+    differ from the given audio; Griffin-Lim rebuilt those samples from their own phase)."""
+    ramp = keep.clone()
+    k = keep.numpy()
+    for e in np.flatnonzero(np.diff(k) != 0):
+        if k[e] == 1:   # kept up to e, generated from e + 1
+            n = min(FADE, e + 1)
+            ramp[e + 1 - n:e + 1] = torch.minimum(ramp[e + 1 - n:e + 1], torch.linspace(1, 0, n + 2)[1:-1])
+        else:           # generated up to e, kept from e + 1
+            n = min(FADE, len(k) - e - 1)
+            ramp[e + 1:e + 1 + n] = torch.minimum(ramp[e + 1:e + 1 + n], torch.linspace(0, 1, n + 2)[1:-1])
+    return ramp * given + (1 - ramp) * generated
+
+
+def plan(request, context) -> polydiff.Plan:
+    require_text_encoder()
+    encoder = context.encoder(TEXT_ENCODER)
+    n, task, device, options = request.n, request.task, context.device, request.options
+    for field, only in (("start", "edit"), ("end", "edit"), ("noise_level", "denoise")):
+        if options[field] is not None and task != only:
+            raise polydiff.InvalidInputError(f"{field}: applies to the {only} task only, not {task}")
+    if request.strength is not None and task not in ("style", "denoise"):
+        raise polydiff.InvalidInputError(f"strength: applies to style and denoise only, not {task}")
+    if request.mask is not None:
+        raise polydiff.InvalidInputError("mask: the audio tasks take --start/--end (edit), not a mask")
+    given = None if task == "generate" else read(_need(request, "init"), "init", options["sample_rate"])
+    if task == "generate":
+        seconds = options["seconds"] or DEFAULT_SECONDS
+    elif task == "continue":
+        seconds = options["seconds"] or given.shape[0] / mel.SAMPLE_RATE + 1.0
+        if seconds * mel.SAMPLE_RATE <= given.shape[0]:
+            raise polydiff.InvalidInputError(
+                f"seconds: continue makes the clip longer; {seconds:g} s is not more than the given "
+                f"{given.shape[0] / mel.SAMPLE_RATE:g} s")
+    else:
+        if options["seconds"] is not None:
+            raise polydiff.InvalidInputError(f"seconds: the {task} task keeps the length of --init")
+        seconds = given.shape[0] / mel.SAMPLE_RATE
+    _check_budget(request, seconds)
+    samples = int(round(seconds * mel.SAMPLE_RATE))
+    frames = _frames(samples)
+    padded = None
+    if given is not None:
+        padded = torch.zeros(frames * mel.HOP)
+        padded[: min(given.shape[0], padded.shape[0])] = given[: padded.shape[0]]
+    cond = {k: v.to(device) for k, v in encode_prompts(encoder, [request.prompt or ""] * n).items()}
+    uncond = {k: v.to(device) for k, v in encode_prompts(encoder, [""] * n).items()}
+    guidance = DEFAULT_GUIDANCE if request.prompt else 1.0
+    constraints, keep_samples, keep_frames, info = [], None, None, {"task": task, "seconds": seconds}
+    if task in ("continue", "edit"):
+        keep_samples = torch.zeros(frames * mel.HOP)
+        if task == "continue":
+            keep_samples[: given.shape[0]] = 1
+        else:
+            start, end = _span(options, given.shape[0])
+            keep_samples[:] = 1     # the padding past the clip too: it is trimmed, and no join is made there
+            keep_samples[int(start * mel.SAMPLE_RATE):int(end * mel.SAMPLE_RATE)] = 0
+            info.update(start=start, end=end)
+        keep_frames = _kept_frames(keep_samples, frames).to(device)
+        x0 = mel.encode(padded[None]).to(device).expand(n, -1, -1)
+        constraints.append(polydiff.Replacement(x0, keep_frames[None, None], resample=options["resample"]))
+    elif task == "style":
+        x0 = mel.encode(padded[None]).to(device).expand(n, -1, -1)
+        constraints.append(polydiff.SDEdit(x0, request.strength or DEFAULT_STYLE_STRENGTH))
+    elif task == "denoise":
+        level = options["noise_level"] or estimate_noise(padded)
+        x0 = subtract_noise(padded, level).to(device).expand(n, -1, -1)
+        constraints.append(polydiff.SDEdit(x0, request.strength or DEFAULT_DENOISE_STRENGTH))
+        info["noise_level"] = level
+    seeds = [request.seed + i for i in range(n)]
+
+    def decode(x):
+        angle = _angle(padded[None] if padded is not None else None, x.shape[-1], seeds)
+        magnitude = mel.magnitude(x.float().cpu())
+        if keep_samples is None:
+            waves = mel.griffin_lim(magnitude, angle=angle)
+        else:   # kept frames are the given audio's own STFT, held fixed
+            waves = mel.griffin_lim(magnitude, angle=angle, known=mel.stft(padded[None], frames),
+                                    known_frames=keep_frames.cpu().bool())
+            waves = torch.stack([_splice(w, padded, keep_samples) for w in waves.clamp(-1, 1)])
+        return [w[:samples].clamp(-1, 1).clone() for w in waves]
+
+    return polydiff.Plan(shape=(mel.N_MELS, frames), cond=cond, uncond=uncond, constraints=constraints,
+                         guidance=guidance, decode=decode, info=info)
+
+
+def estimate_noise(wave: torch.Tensor) -> float:
+    """White-noise std from the mel magnitudes: most (band, frame) cells of a clip hold no
+    partial, so their median over the white-noise profile is the noise level."""
+    ratio = mel.mel_magnitude(wave[None])[0] / mel.white_noise_profile()
+    return float(ratio.median())
+
+
+def subtract_noise(wave: torch.Tensor, level: float) -> torch.Tensor:
+    """Model-space log-mel of ``wave`` with OVERSUBTRACT x the white-noise floor taken off."""
+    magnitude = mel.mel_magnitude(wave[None]) - OVERSUBTRACT * level * mel.white_noise_profile()
+    return mel.from_mel_magnitude(magnitude.clamp_min(0))
+
+
+def _span(options, length: int) -> tuple[float, float]:
+    start, end = options["start"], options["end"]
+    seconds = length / mel.SAMPLE_RATE
+    if start is None or end is None:
+        raise polydiff.InvalidInputError("start, end: the edit task needs --start and --end (seconds)")
+    if not start < end:
+        raise polydiff.InvalidInputError(f"start, end: start ({start:g} s) must be before end ({end:g} s)")
+    if end > seconds + 1e-9:
+        raise polydiff.InvalidInputError(
+            f"end: the span {start:g}-{end:g} s reaches outside the {seconds:g} s clip")
+    return start, end
+
+
+def _kept_frames(keep_samples: torch.Tensor, frames: int) -> torch.Tensor:
+    """A frame is kept when every sample under its analysis window is kept, so frames that touch
+    the regenerated span are regenerated. (The STFT's own padding past the ends is kept.)"""
+    half = mel.N_FFT // 2
+    padded = torch.nn.functional.pad(keep_samples[None, None], (half, half), value=1.0)
+    lowest = -torch.nn.functional.max_pool1d(-padded, mel.N_FFT + 1, stride=mel.HOP)[0, 0]
+    return lowest[:frames]
+
+
+def examples(task: str) -> dict:
+    """Small valid generate() arguments for each task (run by the conformance kit)."""
+    t = np.arange(16000) / 16000
+    clip = (0.5 * np.sin(2 * np.pi * 440 * t) * np.minimum(1, (1 - t) * 10)).astype(np.float32)
+    return {
+        "generate": {"prompt": "a sine playing A4", "seconds": 1.0, "steps": 2},
+        "continue": {"prompt": "a sine playing A4", "init": clip, "seconds": 1.5, "steps": 2},
+        "edit": {"prompt": "a bell playing C5", "init": clip, "start": 0.25, "end": 0.75, "steps": 2},
+        "style": {"prompt": "organ", "init": clip, "strength": 0.5, "steps": 2},
+        "denoise": {"init": clip + 0.01 * np.sin(np.arange(16000) * 1.7).astype(np.float32), "steps": 2},
+    }[task]

@@ -1,0 +1,6 @@
+"""The audio plugin passes polydiff's conformance kit, like every plugin."""
+from polydiff.testing import check_plugin
+
+
+def test_audio_plugin_passes_the_conformance_kit():
+    check_plugin("audio")
