@@ -40,8 +40,8 @@ def main():
                                check=True, stdout=subprocess.DEVNULL)
                 times.append(time.perf_counter() - started)
             median = statistics.median(times)
-            shown = " ".join(f"`{a}`" if " " not in a else f'`"{a}"`' for a in argv)
-            lines.append(f"| polydiff {shown} | {median:.2f} | {', '.join(f'{t:.2f}' for t in times)} | "
+            shown = " ".join(a if " " not in a else f'"{a}"' for a in argv)
+            lines.append(f"| `polydiff {shown}` | {median:.2f} | {', '.join(f'{t:.2f}' for t in times)} | "
                          f"{target:g} | {'yes' if median <= target else '**no**'} |")
             print(lines[-1], flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
