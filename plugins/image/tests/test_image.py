@@ -109,3 +109,13 @@ def test_training_smoke(tmp_path):
     cond = {"tokens": torch.zeros(1, backend.TOKENS, 384), "mask": torch.ones(1, backend.TOKENS)}
     out = model.net(torch.zeros(1, 3, 32, 32), torch.full((1,), 0.5), cond)
     assert out.shape == (1, 3, 32, 32)
+
+
+def test_evaluator_quick_run_writes_its_report(tmp_path):
+    from polydiff_image import evaluate
+
+    report = evaluate.run(out=tmp_path, quick=True)
+    assert (tmp_path / "report.json").is_file() and "| colour |" in (tmp_path / "report.md").read_text()
+    assert set(report["adherence"]["accuracy"]) == {"colour", "shape", "size", "position"}
+    assert all(0.0 <= v <= 1.0 for v in report["adherence"]["accuracy"].values())
+    assert report["editing"]["denoise"]["gain_db"] > 0      # beats the noisy input even in the smoke run
