@@ -5,22 +5,18 @@ from pathlib import Path
 
 import numpy as np
 import polydiff
-import soundfile
 import torch
 
 from . import data
 from .mel import SAMPLE_RATE
-from .wav import spectrogram_png, to_pcm16
+from .wav import save
 
 PROMPTS = ["a plucked string playing an A minor chord", "a rising C major arpeggio on organ",
            "a bell playing E5", "a square playing G3", "a falling D minor arpeggio on sine"]
 
 
 def _save(folder: Path, name: str, wave: torch.Tensor) -> list[Path]:
-    path = folder / f"{name}.wav"
-    soundfile.write(str(path), to_pcm16(wave), SAMPLE_RATE, subtype="PCM_16")
-    spectrogram_png(wave, path.with_suffix(".png"))
-    return [path, path.with_suffix(".png")]
+    return save(folder / f"{name}.wav", wave)
 
 
 def run(folder) -> list[Path]:

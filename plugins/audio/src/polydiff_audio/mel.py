@@ -22,7 +22,6 @@ N_MELS = 128
 F_MIN, F_MAX = 30.0, 8000.0
 FLOOR = 1e-2            # magnitude floor: ln(1e-2) is about 86 dB below a full-scale tone
 OFFSET, SCALE = 0.5, 5.0  # ln(magnitude + FLOOR) -> (.. - OFFSET) / SCALE, about [-1, 1]
-FRAMES_PER_SECOND = SAMPLE_RATE / HOP
 GRIFFIN_LIM_ITERS = 48
 
 

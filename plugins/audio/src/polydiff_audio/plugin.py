@@ -19,7 +19,7 @@ def register_modalities(register):
         name="audio", description="16 kHz clips of notes, chords and arpeggios on five synthesised instruments",
         tasks=TASKS, plan=tasks.plan, write=wav.write, default_backend="notes-unet",
         formats=("wav", "png"), options=tasks.AudioOptions,
-        max_elements=int(tasks.MAX_SECONDS_PER_CALL * 63 * 128) + 128 * 64,
+        max_elements=tasks.max_elements(),
         evaluate=evaluate.run, demo=demo.run, examples=tasks.examples, read=wav.read_files))
 
 

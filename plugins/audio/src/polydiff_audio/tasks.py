@@ -45,6 +45,11 @@ def _frames(samples: int) -> int:
     return -(-frames // MULTIPLE) * MULTIPLE
 
 
+def max_elements() -> int:
+    """MAX_SECONDS_PER_CALL as model-space values: the core's backstop for the same budget."""
+    return _frames(int(MAX_SECONDS_PER_CALL * mel.SAMPLE_RATE)) * mel.N_MELS
+
+
 def _need(request, field):
     value = getattr(request, field)
     if value is None:
@@ -60,26 +65,24 @@ def _check_budget(request, seconds: float):
             f"{MAX_SECONDS_PER_CALL:g} s per call; ask for less or split it over several calls")
 
 
-def _angle(samples: torch.Tensor, frames: int, seeds) -> torch.Tensor:
+def _angle(given: torch.Tensor | None, frames: int, seeds) -> torch.Tensor:
     """A unit-phase start for Griffin-Lim per sample: random from the sample's seed, replaced by
-    the given audio's phase where ``samples`` (not None) is known."""
+    the phase of ``given`` (the input's STFT, when there is one) wherever it is not silent."""
     angles = []
     for s in seeds:
         g = torch.Generator().manual_seed(int(s))
         angles.append(torch.polar(torch.ones(mel.N_FFT // 2 + 1, frames),
                                   torch.rand(mel.N_FFT // 2 + 1, frames, generator=g) * 2 * math.pi))
     angle = torch.stack(angles)
-    if samples is not None:
-        given = mel.stft(samples, frames)
-        known = given.abs() > 1e-6
-        angle = torch.where(known, given / given.abs().clamp_min(1e-12), angle)
+    if given is not None:
+        angle = torch.where(given.abs() > 1e-6, given / given.abs().clamp_min(1e-12), angle)
     return angle
 
 
-def _splice(generated: torch.Tensor, given: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """``given`` where ``keep`` (0/1 over samples) is 1, ``generated`` elsewhere, joined by linear
-    crossfades over the last / first FADE kept samples at each edge (only there does the output
-    differ from the given audio; Griffin-Lim rebuilt those samples from their own phase)."""
+def _crossfade(keep: torch.Tensor) -> torch.Tensor:
+    """The weight of the given audio per sample: ``keep`` (0/1) with linear crossfades over the
+    last / first FADE kept samples at each edge (only there does the output differ from the
+    given audio; Griffin-Lim rebuilt those samples from their own phase)."""
     ramp = keep.clone()
     k = keep.numpy()
     for e in np.flatnonzero(np.diff(k) != 0):
@@ -89,7 +92,7 @@ def _splice(generated: torch.Tensor, given: torch.Tensor, keep: torch.Tensor) ->
         else:           # generated up to e, kept from e + 1
             n = min(FADE, len(k) - e - 1)
             ramp[e + 1:e + 1 + n] = torch.minimum(ramp[e + 1:e + 1 + n], torch.linspace(0, 1, n + 2)[1:-1])
-    return ramp * given + (1 - ramp) * generated
+    return ramp
 
 
 def plan(request, context) -> polydiff.Plan:
@@ -150,14 +153,15 @@ def plan(request, context) -> polydiff.Plan:
     seeds = [request.seed + i for i in range(n)]
 
     def decode(x):
-        angle = _angle(padded[None] if padded is not None else None, x.shape[-1], seeds)
+        given = None if padded is None else mel.stft(padded[None], x.shape[-1])
+        angle = _angle(given, x.shape[-1], seeds)
         magnitude = mel.magnitude(x.float().cpu())
         if keep_samples is None:
             waves = mel.griffin_lim(magnitude, angle=angle)
         else:   # kept frames are the given audio's own STFT, held fixed
-            waves = mel.griffin_lim(magnitude, angle=angle, known=mel.stft(padded[None], frames),
-                                    known_frames=keep_frames.cpu().bool())
-            waves = torch.stack([_splice(w, padded, keep_samples) for w in waves.clamp(-1, 1)])
+            waves = mel.griffin_lim(magnitude, angle=angle, known=given, known_frames=keep_frames.cpu().bool())
+            ramp = _crossfade(keep_samples)
+            waves = ramp * padded + (1 - ramp) * waves.clamp(-1, 1)
         return [w[:samples].clamp(-1, 1).clone() for w in waves]
 
     return polydiff.Plan(shape=(mel.N_MELS, frames), cond=cond, uncond=uncond, constraints=constraints,

@@ -74,18 +74,18 @@ def spectrogram_png(wave: torch.Tensor, path: Path) -> None:
     image.save(path)
 
 
-def write(outputs, folder, request) -> list[Path]:
-    """One 16-bit PCM WAV per sample with its spectrogram PNG beside it."""
+def save(path: Path, wave: torch.Tensor) -> list[Path]:
+    """``path`` as 16-bit PCM WAV and its spectrogram as the same name with .png."""
     import soundfile
 
-    folder = Path(folder)
-    paths = []
-    for i, wave in enumerate(outputs):
-        path = folder / f"{request.task}-{i:03d}.wav"
-        soundfile.write(str(path), to_pcm16(wave), SAMPLE_RATE, subtype="PCM_16")
-        spectrogram_png(wave, path.with_suffix(".png"))
-        paths += [path, path.with_suffix(".png")]
-    return paths
+    soundfile.write(str(path), to_pcm16(wave), SAMPLE_RATE, subtype="PCM_16")
+    spectrogram_png(wave, path.with_suffix(".png"))
+    return [path, path.with_suffix(".png")]
+
+
+def write(outputs, folder, request) -> list[Path]:
+    """One 16-bit PCM WAV per sample with its spectrogram PNG beside it."""
+    return [p for i, wave in enumerate(outputs) for p in save(Path(folder) / f"{request.task}-{i:03d}.wav", wave)]
 
 
 def read_files(files) -> list[torch.Tensor]:
