@@ -70,6 +70,20 @@ def test_captions_name_the_audio():
             assert attrs["instrument"] not in text
 
 
+def test_prompt_pitch_classes_are_the_notes_the_caption_names():
+    from polydiff_audio import score
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        attrs = data.random_attributes(rng)
+        named = np.flatnonzero(score.pitch_classes(data.caption(**attrs))).tolist()
+        assert named == sorted({m % 12 for m in data.midis(attrs)}), data.caption(**attrs)
+    assert not score.pitch_classes("a bell").any() and not score.pitch_classes("").any()
+    assert not score.pitch_classes("A bell, a minor chord").any()    # articles are not notes
+    assert np.flatnonzero(score.pitch_classes("an Eb major chord")).tolist() == [3, 7, 10]
+    assert np.flatnonzero(score.pitch_classes("Bb3 then c#5")).tolist() == [1, 10]
+
+
 def test_chords_and_arpeggios_play_the_right_notes():
     attrs = dict(kind="arpeggio", instrument="sine", note=None, root="A", quality="minor",
                  direction="falling", octave=3)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polydiff
 import torch
 
-from . import data, mel
+from . import data, mel, score
 from .model import UNet1d
 
 WEIGHTS_DIR = Path(__file__).with_name("weights") / "notes-unet"
@@ -28,7 +29,7 @@ RECIPE = dict(steps=12500, batch_size=32, lr=1e-3, weight_decay=0.0, ema_decay=0
               prediction="v", schedule="vp-cosine", cond_dropout=0.1, grad_clip=1.0, seed=0,
               log_every=50, checkpoint_every=250, autocast="bf16")
 ARCH = dict(mels=mel.N_MELS, channels=128, mults=(1, 1, 1), blocks=1, cond_dim=384, max_tokens=TOKENS,
-            text_width=128, emb=128)
+            text_width=128, emb=128, pitch_classes=12)
 
 
 def require_text_encoder():
@@ -43,8 +44,11 @@ def text_encoder(device="cpu"):
 
 
 def encode_prompts(encoder, prompts) -> dict:
-    """Sentence + per-word tokens from the shared text encoder (see its ``word_tokens``)."""
-    return encoder.word_tokens(prompts, TOKENS, WORDS)
+    """Sentence + per-word tokens from the shared text encoder (see its ``word_tokens``) and
+    the pitch classes the prompt names (``score.pitch_classes``)."""
+    cond = encoder.word_tokens(prompts, TOKENS, WORDS)
+    cond["pitch"] = torch.from_numpy(np.stack([score.pitch_classes(p) for p in prompts]))
+    return cond
 
 
 def draw(batch_size: int, seed: int):

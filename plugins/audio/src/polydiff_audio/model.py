@@ -78,15 +78,18 @@ class PromptEncoder(nn.Module):
 
 class UNet1d(nn.Module):
     """``net(x, t, cond)`` with x [B, mels, T] (T divisible by 2 ** (levels - 1)), t [B] in
-    [0, 1], cond {"tokens": [B, L, cond_dim], "mask": [B, L]}."""
+    [0, 1], cond {"tokens": [B, L, cond_dim], "mask": [B, L]} and, when ``pitch_classes`` > 0,
+    "pitch": [B, pitch_classes] (the notes the prompt names, see ``score``)."""
 
     def __init__(self, mels: int = 128, channels: int = 192, mults=(1, 1, 2), blocks: int = 2,
-                 cond_dim: int = 384, max_tokens: int = 16, text_width: int = 128, emb: int = 256):
+                 cond_dim: int = 384, max_tokens: int = 16, text_width: int = 128, emb: int = 256,
+                 pitch_classes: int = 0):
         super().__init__()
         self.config = dict(mels=mels, channels=channels, mults=list(mults), blocks=blocks, cond_dim=cond_dim,
-                           max_tokens=max_tokens, text_width=text_width, emb=emb)
+                           max_tokens=max_tokens, text_width=text_width, emb=emb, pitch_classes=pitch_classes)
         self.time = nn.Sequential(nn.Linear(channels, emb), nn.SiLU(), nn.Linear(emb, emb))
         self.text = PromptEncoder(cond_dim, text_width, emb, max_tokens)
+        self.pitch = nn.Sequential(nn.Linear(pitch_classes, emb), nn.SiLU(), nn.Linear(emb, emb)) if pitch_classes else None
         self.inp = nn.Conv1d(mels + 1, channels, 3, padding=1)
         widths = [channels * m for m in mults]
         self.down, skips, cin = nn.ModuleList(), [channels], channels
@@ -123,6 +126,8 @@ class UNet1d(nn.Module):
     def forward(self, x, t, cond):
         e_time = self.time(time_features(t, self.config["channels"]))
         e = e_time + self.text(cond["tokens"].to(x.dtype), cond["mask"])
+        if self.pitch is not None:
+            e = e + self.pitch(cond["pitch"].to(e.dtype))
         h = self.inp(torch.cat([x, ramp(x).expand(x.shape[0], -1, -1)], dim=1))
         hs = [h]
         for layer in self.down:

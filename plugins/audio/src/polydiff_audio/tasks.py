@@ -28,6 +28,7 @@ OVERSUBTRACT = 1.5            # denoise: subtract this many times the estimated 
 MAX_SECONDS_PER_CALL = 64.0   # n x seconds: the memory budget (attention along time is quadratic)
 MULTIPLE = 4                  # frame counts the UNet accepts (two halvings)
 FADE = 256                    # samples of crossfade where generated audio meets given audio (16 ms)
+EDIT_TAPER = 8                # edit: frames (128 ms) over which the span fades from the given audio
 
 
 class AudioOptions(BaseModel):
@@ -141,7 +142,8 @@ def plan(request, context) -> polydiff.Plan:
             info.update(start=start, end=end)
         keep_frames = _kept_frames(keep_samples, frames).to(device)
         x0 = mel.encode(padded[None]).to(device).expand(n, -1, -1)
-        constraints.append(polydiff.Replacement(x0, keep_frames[None, None], resample=options["resample"]))
+        mask = keep_frames if task == "continue" else _taper(keep_frames, EDIT_TAPER)
+        constraints.append(polydiff.Replacement(x0, mask[None, None], resample=options["resample"]))
     elif task == "style":
         x0 = mel.encode(padded[None]).to(device).expand(n, -1, -1)
         constraints.append(polydiff.SDEdit(x0, request.strength or DEFAULT_STYLE_STRENGTH))
@@ -159,7 +161,7 @@ def plan(request, context) -> polydiff.Plan:
         if keep_samples is None:
             waves = mel.griffin_lim(magnitude, angle=angle)
         else:   # kept frames are the given audio's own STFT, held fixed
-            waves = mel.griffin_lim(magnitude, angle=angle, known=given, known_frames=keep_frames.cpu().bool())
+            waves = mel.griffin_lim(magnitude, angle=angle, known=given, known_frames=keep_frames.cpu() == 1)
             ramp = _crossfade(keep_samples)
             waves = ramp * padded + (1 - ramp) * waves.clamp(-1, 1)
         return [w[:samples].clamp(-1, 1).clone() for w in waves]
@@ -201,6 +203,19 @@ def _kept_frames(keep_samples: torch.Tensor, frames: int) -> torch.Tensor:
     padded = torch.nn.functional.pad(keep_samples[None, None], (half, half), value=1.0)
     lowest = -torch.nn.functional.max_pool1d(-padded, mel.N_FFT + 1, stride=mel.HOP)[0, 0]
     return lowest[:frames]
+
+
+def _taper(keep: torch.Tensor, width: int) -> torch.Tensor:
+    """``keep`` (0/1 per frame) with a linear ramp over the first ``width`` regenerated frames
+    beside each kept run (at most a quarter of the run), so an edit fades from the given audio
+    into the new one instead of meeting it with a step. Not for ``continue``: past the given
+    audio there is nothing to fade from."""
+    width = min(width, int((keep < 1).sum()) // 4)
+    soft = keep.clone()
+    for d in range(1, width + 1):
+        near = torch.nn.functional.max_pool1d(keep[None, None], 2 * d + 1, stride=1, padding=d)[0, 0]
+        soft = torch.maximum(soft, near * (1 - d / (width + 1)))
+    return soft
 
 
 def examples(task: str) -> dict:
