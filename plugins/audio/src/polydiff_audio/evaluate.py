@@ -14,7 +14,7 @@ import polydiff
 import torch
 
 from . import checker, data, mel
-from .tasks import FADE, estimate_noise, subtract_noise
+from .tasks import EDIT_TAPER, FADE, estimate_noise, subtract_noise
 
 DB = 20 / math.log(10) * mel.SCALE   # model-space units -> dB of magnitude
 
@@ -43,9 +43,11 @@ def adherence(prompts: int, seed: int, steps: int) -> dict:
     pitch, quality, instrument, misses = [], [], [], []
     for i in range(prompts):
         attrs = data.random_attributes(rng)
-        if i % 2 == 0:                      # half the prompts single notes, so pitch gets its share
+        if i % 2 == 0:                      # half the prompts single notes, half chords/arpeggios
             attrs.update(kind="note", note=str(rng.choice(data.NOTES)), root=None, quality=None,
                          direction=None, octave=None)
+        while i % 2 and attrs["kind"] == "note":
+            attrs = data.random_attributes(rng)
         prompt = data.caption(**attrs)
         wave = polydiff.generate("audio", prompt, seed=seed + i, steps=steps).outputs[0]
         found = checker.read_attributes(wave)
@@ -151,7 +153,7 @@ def round_trip(clips: int, seed: int) -> dict:
 
 def run(out="out/eval/audio", quick: bool = False, seed: int = 1234, steps: int = 20) -> dict:
     started = time.perf_counter()
-    prompts, clips = (4, 1) if quick else (80, 12)
+    prompts, clips = (4, 1) if quick else (120, 16)
     report = {"steps": steps, "seed": seed, "round_trip": round_trip(4 if quick else 60, seed + 30_000),
               "adherence": adherence(prompts, seed, steps), "joins": joins(clips, seed + 10_000, steps),
               **style_and_denoise(clips, seed + 20_000, steps)}
@@ -166,7 +168,8 @@ def run(out="out/eval/audio", quick: bool = False, seed: int = 1234, steps: int 
              f"| spectral convergence of the round trip (median) | | {rt['spectral_convergence']:.3f} |", "",
              "Joins: the kept audio's largest sample error outside the 16 ms crossfades; the spectral jump "
              "(RMS over mel bands, dB, between frames 32 ms either side) at each join, next to the original "
-             "recording's jump at the same place and the generated audio's own jump inside the new span.", "",
+             "recording's jump at the same place and the generated audio's own jump inside the new span. "
+             f"An edit fades from the given audio into the new over its first and last {EDIT_TAPER * mel.HOP * 1000 // mel.SAMPLE_RATE} ms.", "",
              "| join (medians) | kept samples max error | kept SNR incl. fade (dB) | jump at join (dB) | original there (dB) | inside new span (dB) |",
              "|---|---|---|---|---|---|",
              f"| continue 1 s -> 2 s | {j['continue']['max_abs_error']:.2g} | {j['continue']['snr_with_fade_db']:.1f} | "
