@@ -49,6 +49,22 @@ def test_replacement_keeps_known_values_exactly(sampler):
     assert torch.isfinite(x).all() and not torch.equal(x[0], x[1])
 
 
+def test_a_soft_mask_fades_from_known_to_sampled_values():
+    """Mask 0 samples freely (the mode at 0), mask 1 keeps the known 3.0 exactly, and values in
+    between land in between, in order (nearer to known than the mask says: the pull compounds
+    over the steps)."""
+    gm = GaussianMixture(torch.zeros(1, 2), [1.0], 0.5)   # independent coordinates
+    known = torch.tensor([3.0, 0.0])
+    means = []
+    for m in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x = polydiff.sample(gm, (256, 2), steps=10, seed=4, sampler="euler",
+                            constraints=[Replacement(known, torch.tensor([m, 0.0]))])
+        means.append(float(x[:, 0].mean()))
+    assert abs(means[0]) < 0.15 and means[-1] == 3.0
+    assert all(lo < hi for lo, hi in zip(means, means[1:])), means
+    assert means[1] > 0.25 * 3.0
+
+
 @pytest.fixture(scope="module")
 def inpainting():
     """Exact law of x[1] given x[0] = 1.5, and samples with and without resampling."""

@@ -52,7 +52,9 @@ class Replacement(Constraint):
     """Keep ``known`` where ``mask`` is 1; sample the rest. After every step the known part of
     the state is set to ``known`` noised to the current level. ``resample`` > 1 then repeats,
     ``resample - 1`` times, a jump back up one step (forward noising) and an ancestral step
-    down again (RePaint's resampling), so the unknown part can catch up with the known part."""
+    down again (RePaint's resampling), so the unknown part can catch up with the known part.
+    A mask between 0 and 1 pulls towards ``known`` at every step, so the pull compounds: even
+    0.25 ends close to ``known``. For a fade between known and new, blend after sampling."""
 
     def __init__(self, known: torch.Tensor, mask: torch.Tensor, resample: int = 1):
         if resample < 1:

@@ -130,7 +130,8 @@ def plan(request, context) -> polydiff.Plan:
     cond = {k: v.to(device) for k, v in encode_prompts(encoder, [request.prompt or ""] * n).items()}
     uncond = {k: v.to(device) for k, v in encode_prompts(encoder, [""] * n).items()}
     guidance = DEFAULT_GUIDANCE if request.prompt else 1.0
-    constraints, keep_samples, keep_frames, info = [], None, None, {"task": task, "seconds": seconds}
+    constraints, keep_samples, keep_frames, fade = [], None, None, None
+    info = {"task": task, "seconds": seconds}
     if task in ("continue", "edit"):
         keep_samples = torch.zeros(frames * mel.HOP)
         if task == "continue":
@@ -142,8 +143,9 @@ def plan(request, context) -> polydiff.Plan:
             info.update(start=start, end=end)
         keep_frames = _kept_frames(keep_samples, frames).to(device)
         x0 = mel.encode(padded[None]).to(device).expand(n, -1, -1)
-        mask = keep_frames if task == "continue" else _taper(keep_frames, EDIT_TAPER)
-        constraints.append(polydiff.Replacement(x0, mask[None, None], resample=options["resample"]))
+        constraints.append(polydiff.Replacement(x0, keep_frames[None, None], resample=options["resample"]))
+        if task == "edit":
+            fade = _taper(keep_frames, EDIT_TAPER)[None, None]
     elif task == "style":
         x0 = mel.encode(padded[None]).to(device).expand(n, -1, -1)
         constraints.append(polydiff.SDEdit(x0, request.strength or DEFAULT_STYLE_STRENGTH))
@@ -157,6 +159,8 @@ def plan(request, context) -> polydiff.Plan:
     def decode(x):
         given = None if padded is None else mel.stft(padded[None], x.shape[-1])
         angle = _angle(given, x.shape[-1], seeds)
+        if fade is not None:   # edit: the span's edges fade in log-mel from the given audio
+            x = fade * x0 + (1 - fade) * x
         magnitude = mel.magnitude(x.float().cpu())
         if keep_samples is None:
             waves = mel.griffin_lim(magnitude, angle=angle)
@@ -207,9 +211,10 @@ def _kept_frames(keep_samples: torch.Tensor, frames: int) -> torch.Tensor:
 
 def _taper(keep: torch.Tensor, width: int) -> torch.Tensor:
     """``keep`` (0/1 per frame) with a linear ramp over the first ``width`` regenerated frames
-    beside each kept run (at most a quarter of the run), so an edit fades from the given audio
-    into the new one instead of meeting it with a step. Not for ``continue``: past the given
-    audio there is nothing to fade from."""
+    beside each kept run (at most a quarter of them), the weight of the given audio when an
+    edit's sample is blended with it, so the span fades from the given audio into the new one
+    instead of meeting it with a step. Not for ``continue``: past the given audio there is
+    nothing to fade from. (Blended after sampling: a soft Replacement mask would compound.)"""
     width = min(width, int((keep < 1).sum()) // 4)
     soft = keep.clone()
     for d in range(1, width + 1):
