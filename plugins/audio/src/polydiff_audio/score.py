@@ -3,8 +3,9 @@ beside the text encoder's tokens.
 
 Why: a word vector for "minor" says nothing about *which* note is the third; learning that
 "C" + "minor" means E-flat is a conjunction the denoiser never picked up from the diffusion
-loss (the shipped word-token model chose major or minor by its noise seed). Naming the pitch
-classes makes the third as direct an input as the root, and single notes teach the same bins.
+loss (a model given only the word tokens picked major or minor by its noise seed, whatever
+the prompt said). Naming the pitch classes makes the third as direct an input as the root,
+and single notes teach the same bins.
 
 Read as notes: a letter A-G with an optional sharp or flat and an octave digit ("C#4",
 "Bb3"), or a letter with an optional accidental followed by "major" or "minor" (a triad:

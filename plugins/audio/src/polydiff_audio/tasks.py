@@ -20,7 +20,7 @@ from . import mel
 from .backend import TEXT_ENCODER, encode_prompts, require_text_encoder
 from .wav import read
 
-DEFAULT_GUIDANCE = 2.0
+DEFAULT_GUIDANCE = 1.5
 DEFAULT_SECONDS = 2.0
 DEFAULT_STYLE_STRENGTH = 0.9
 DEFAULT_DENOISE_STRENGTH = 0.3
