@@ -94,6 +94,15 @@ def test_the_shipped_model_plays_the_prompted_note():
     assert result.metadata["checkpoint_sha256"] and len(result.metadata["checkpoint_sha256"]) == 64
 
 
+def test_the_shipped_model_follows_the_chord_quality_and_reads_flats():
+    """The third follows the prompt: the same seeds give a major chord for "major" and a minor
+    one for "minor" (a word-token-only model chose by seed). "Bb" was never a training word;
+    its pitch classes are those of A#."""
+    for quality in ("major", "minor"):
+        out = polydiff.generate("audio", f"a square playing a Bb {quality} chord", n=3, seed=0, steps=20).outputs
+        assert sum(checker.chord(w) == ("A#", quality) for w in out) >= 2
+
+
 def test_a_seed_fixes_a_clip_whatever_its_batch():
     both = polydiff.generate("audio", "a sine playing A4", n=2, seconds=1.0, seed=10, steps=4)
     alone = polydiff.generate("audio", "a sine playing A4", n=1, seconds=1.0, seed=11, steps=4)

@@ -6,9 +6,9 @@ Reproduce the shipped checkpoint with::
     polydiff train audio
 
 (RECIPE below: 12500 steps of batch 32 with bf16 autocast; 3.3-3.8 steps/s on 2 CPU cores,
-about an hour. The shipped run went to step 8000 on one thread, then resumed to 12500 on two.)
+about an hour. The shipped run took 63 minutes on one thread, OMP_NUM_THREADS=1.)
 Prompts are embedded by the registered text encoder named ``TEXT_ENCODER`` (from the
-polydiff-text plugin), looked up by name.
+polydiff-text plugin), looked up by name, and read for the notes they name (``score``).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The model's representation: a normalised log-mel spectrogram (torchaudio), and the way back
-to a waveform (torchaudio's InverseMelScale, then Griffin-Lim phase recovery).
+to a waveform (torchaudio's InverseMelScale, refined by KL updates, then Griffin-Lim).
 
 Settings were chosen by measuring the round trip: with n_fft 1024 / 128 mels / 30-8000 Hz, the
 detected pitch of harmonic tones C3-B5 moves by at most 25 cents (median 10), while n_fft 2048
