@@ -131,6 +131,21 @@ def test_edit_keeps_everything_outside_the_span():
     assert not torch.allclose(out[a:b], g[a:b], atol=1e-3)
 
 
+def test_an_edit_starts_the_new_sound_at_the_span():
+    """A bell asked for at 0.8 s in the middle of an organ note strikes there; on the whole
+    clip's canvas (attack=False) the model gave the tail of a bell, near silence."""
+    from polydiff_audio import data
+
+    source = {"kind": "note", "instrument": "organ", "note": "A4", "root": None, "quality": None, "direction": None}
+    organ = data.render(source, np.random.default_rng(0))[: 2 * SR]
+    out = polydiff.generate("audio", "a bell playing E5", task="edit", init=organ, start=0.8, end=1.4,
+                            seed=0, steps=20).outputs[0]
+    span = out[int(0.85 * SR):int(1.35 * SR)]
+    assert float(span.pow(2).mean().sqrt()) > 0.02
+    assert abs(checker.cents(checker.fundamental(span), data.frequency("E5"))) < 50
+    assert torch.equal(out[:int(0.8 * SR) - tasks.FADE], torch.from_numpy(organ[:int(0.8 * SR) - tasks.FADE]))
+
+
 def test_frames_under_the_span_are_regenerated():
     keep = torch.ones(64 * mel.HOP)
     keep[20 * mel.HOP:30 * mel.HOP] = 0
@@ -184,6 +199,7 @@ def test_style_and_denoise_run():
     (dict(task="style", init=np.full(100, np.nan, np.float32)), "NaN"),
     (dict(task="style", init="missing.wav"), "init: no such file"),
     (dict(task="style", noise_level=0.1), "noise_level: applies to the denoise task only"),
+    (dict(task="continue", attack=False), "attack: applies to the edit task only"),
     (dict(task="style", init=None), "init: the style task needs --init"),
 ])
 def test_bad_input_is_a_clear_error(fields, needle):

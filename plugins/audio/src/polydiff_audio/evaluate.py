@@ -77,10 +77,12 @@ def _kept(out: torch.Tensor, given: torch.Tensor, keep: slice) -> dict:
 
 def joins(clips: int, seed: int, steps: int) -> dict:
     """continue: the first second of a clip continued to 2 s. edit: 0.6-1.2 s of a clip
-    regenerated from another prompt. Each join's jump is compared with the original's jump
-    at the same sample (for edit, against the original's own jump there)."""
+    regenerated from another prompt, from the clip's own prompt (which shows the joins alone),
+    and from its own prompt with ``attack=False``. Each join's jump is compared with the
+    original's jump at the same sample; an edit's start and end are reported apart (the new
+    sound's attack is at the start; the given audio resumes at the end)."""
     rng = np.random.default_rng(seed)
-    rows = {"continue": [], "edit": [], "edit_same_prompt": []}
+    rows = {"continue": [], "edit": [], "edit_same_prompt": [], "edit_same_prompt_no_attack": []}
     sr = mel.SAMPLE_RATE
     for i in range(clips):
         attrs = data.random_attributes(rng)
@@ -95,13 +97,14 @@ def joins(clips: int, seed: int, steps: int) -> dict:
         a, b = int(0.6 * sr), int(1.2 * sr)
         outside = torch.ones(len(clip), dtype=torch.bool)
         outside[a - FADE:b + FADE] = False
-        # a different prompt changes the sound at the joins; the same prompt shows the seam alone
-        for key, prompt in (("edit", data.caption(**other)), ("edit_same_prompt", data.caption(**attrs))):
+        for key, prompt, attack in (("edit", data.caption(**other), None),
+                                    ("edit_same_prompt", data.caption(**attrs), None),
+                                    ("edit_same_prompt_no_attack", data.caption(**attrs), False)):
             out = polydiff.generate("audio", prompt, task="edit", init=clip.numpy(), start=0.6, end=1.2,
-                                    seed=seed + i, steps=steps).outputs[0]
+                                    attack=attack, seed=seed + i, steps=steps).outputs[0]
             kept = _kept(out[outside], clip[outside], slice(None))
-            rows[key].append({**kept, "jump_db": (_frame_jump(out, a) + _frame_jump(out, b)) / 2,
-                              "original_jump_db": (_frame_jump(clip, a) + _frame_jump(clip, b)) / 2,
+            rows[key].append({**kept, "jump_start_db": _frame_jump(out, a), "jump_end_db": _frame_jump(out, b),
+                              "original_start_db": _frame_jump(clip, a), "original_end_db": _frame_jump(clip, b),
                               "inner_jump_db": _frame_jump(out, (a + b) // 2)})
     return {task: {k: float(np.median([r[k] for r in rs])) for k in rs[0]} for task, rs in rows.items()}
 
@@ -169,16 +172,17 @@ def run(out="out/eval/audio", quick: bool = False, seed: int = 1234, steps: int 
              "Joins: the kept audio's largest sample error outside the 16 ms crossfades; the spectral jump "
              "(RMS over mel bands, dB, between frames 32 ms either side) at each join, next to the original "
              "recording's jump at the same place and the generated audio's own jump inside the new span. "
-             f"An edit fades from the given audio into the new over its first and last {EDIT_TAPER * mel.HOP * 1000 // mel.SAMPLE_RATE} ms.", "",
-             "| join (medians) | kept samples max error | kept SNR incl. fade (dB) | jump at join (dB) | original there (dB) | inside new span (dB) |",
+             f"An edit's new sound starts at the span and fades back into the given audio over the span's last {EDIT_TAPER * mel.HOP * 1000 // mel.SAMPLE_RATE} ms.", "",
+             "| join (medians) | kept samples max error | kept SNR incl. fade (dB) | jump at join (dB) | original there (dB) | inside new audio (dB) |",
              "|---|---|---|---|---|---|",
              f"| continue 1 s -> 2 s | {j['continue']['max_abs_error']:.2g} | {j['continue']['snr_with_fade_db']:.1f} | "
              f"{j['continue']['jump_db']:.2f} | {j['continue']['original_jump_db']:.2f} | {j['continue']['inner_jump_db']:.2f} |",
-             f"| edit 0.6-1.2 s, another prompt | {j['edit']['max_abs_error']:.2g} | - | {j['edit']['jump_db']:.2f} | "
-             f"{j['edit']['original_jump_db']:.2f} | {j['edit']['inner_jump_db']:.2f} |",
-             f"| edit 0.6-1.2 s, the clip's own prompt | {j['edit_same_prompt']['max_abs_error']:.2g} | - | "
-             f"{j['edit_same_prompt']['jump_db']:.2f} | {j['edit_same_prompt']['original_jump_db']:.2f} | "
-             f"{j['edit_same_prompt']['inner_jump_db']:.2f} |", "",
+             *[f"| {label}, start / end | {j[key]['max_abs_error']:.2g} | - | {j[key]['jump_start_db']:.2f} / "
+               f"{j[key]['jump_end_db']:.2f} | {j[key]['original_start_db']:.2f} / {j[key]['original_end_db']:.2f} | "
+               f"{j[key]['inner_jump_db']:.2f} |"
+               for key, label in (("edit", "edit 0.6-1.2 s, another prompt"),
+                                  ("edit_same_prompt", "edit 0.6-1.2 s, the clip's own prompt"),
+                                  ("edit_same_prompt_no_attack", "the same with attack=False"))], "",
              f"style (SDEdit at the default strength 0.9, another instrument): instrument {report['style']['instrument_accuracy']:.1%}, "
              f"pitch kept {report['style']['pitch_kept']:.1%}",
              f"denoise (white noise std 0.05, estimated {report['denoise']['estimated_level']:.3f}): log-mel distance to the "

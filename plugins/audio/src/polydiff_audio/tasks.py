@@ -28,7 +28,8 @@ OVERSUBTRACT = 1.5            # denoise: subtract this many times the estimated 
 MAX_SECONDS_PER_CALL = 64.0   # n x seconds: the memory budget (attention along time is quadratic)
 MULTIPLE = 4                  # frame counts the UNet accepts (two halvings)
 FADE = 256                    # samples of crossfade where generated audio meets given audio (16 ms)
-EDIT_TAPER = 8                # edit: frames (128 ms) over which the span fades from the given audio
+EDIT_TAPER = 8                # edit: frames (128 ms) over which the span fades back into the given audio
+EDIT_LEAD = 512               # edit: samples of given audio left on the canvas before the span (32 ms)
 
 
 class AudioOptions(BaseModel):
@@ -39,6 +40,8 @@ class AudioOptions(BaseModel):
     sample_rate: int = Field(mel.SAMPLE_RATE, gt=0, description="rate of an --init given as an array")
     resample: int = Field(3, ge=1, le=20, description="continue/edit: RePaint resampling count")
     noise_level: float | None = Field(None, gt=0.0, le=1.0, description="denoise: white-noise std (estimated if omitted)")
+    attack: bool | None = Field(None, description="edit: the new sound starts at --start with its own attack "
+                                "(default); false continues the sound around the span instead")
 
 
 def _frames(samples: int) -> int:
@@ -100,7 +103,7 @@ def plan(request, context) -> polydiff.Plan:
     require_text_encoder()
     encoder = context.encoder(TEXT_ENCODER)
     n, task, device, options = request.n, request.task, context.device, request.options
-    for field, only in (("start", "edit"), ("end", "edit"), ("noise_level", "denoise")):
+    for field, only in (("start", "edit"), ("end", "edit"), ("attack", "edit"), ("noise_level", "denoise")):
         if options[field] is not None and task != only:
             raise polydiff.InvalidInputError(f"{field}: applies to the {only} task only, not {task}")
     if request.strength is not None and task not in ("style", "denoise"):
@@ -121,6 +124,19 @@ def plan(request, context) -> polydiff.Plan:
             raise polydiff.InvalidInputError(f"seconds: the {task} task keeps the length of --init")
         seconds = given.shape[0] / mel.SAMPLE_RATE
     _check_budget(request, seconds)
+    info = {"task": task, "seconds": seconds}
+    lead = torch.zeros(0)   # edit: the given audio before the canvas, put back in front by decode
+    if task == "edit":
+        start, end = _span(options, given.shape[0])
+        info.update(start=start, end=end)
+        # every training clip starts its sound at the start, so on the whole clip's canvas a span
+        # at 0.8 s came out as a note's tail (a bell: near silence); a canvas that starts just
+        # before the span lets the new sound begin there. attack=False keeps the whole canvas,
+        # for a variation that continues the sound around the span.
+        cut = 0 if options["attack"] is False else max(0, int(start * mel.SAMPLE_RATE) - EDIT_LEAD) // mel.HOP * mel.HOP
+        lead, given = given[:cut], given[cut:]
+        start, end = start - cut / mel.SAMPLE_RATE, end - cut / mel.SAMPLE_RATE
+        seconds = given.shape[0] / mel.SAMPLE_RATE
     samples = int(round(seconds * mel.SAMPLE_RATE))
     frames = _frames(samples)
     padded = None
@@ -131,16 +147,13 @@ def plan(request, context) -> polydiff.Plan:
     uncond = {k: v.to(device) for k, v in encode_prompts(encoder, [""] * n).items()}
     guidance = DEFAULT_GUIDANCE if request.prompt else 1.0
     constraints, keep_samples, keep_frames, fade = [], None, None, None
-    info = {"task": task, "seconds": seconds}
     if task in ("continue", "edit"):
         keep_samples = torch.zeros(frames * mel.HOP)
         if task == "continue":
             keep_samples[: given.shape[0]] = 1
         else:
-            start, end = _span(options, given.shape[0])
             keep_samples[:] = 1     # the padding past the clip too: it is trimmed, and no join is made there
-            keep_samples[int(start * mel.SAMPLE_RATE):int(end * mel.SAMPLE_RATE)] = 0
-            info.update(start=start, end=end)
+            keep_samples[int(round(start * mel.SAMPLE_RATE)):int(round(end * mel.SAMPLE_RATE))] = 0
         keep_frames = _kept_frames(keep_samples, frames).to(device)
         x0 = mel.encode(padded[None]).to(device).expand(n, -1, -1)
         constraints.append(polydiff.Replacement(x0, keep_frames[None, None], resample=options["resample"]))
@@ -168,7 +181,7 @@ def plan(request, context) -> polydiff.Plan:
             waves = mel.griffin_lim(magnitude, angle=angle, known=given, known_frames=keep_frames.cpu() == 1)
             ramp = _crossfade(keep_samples)
             waves = ramp * padded + (1 - ramp) * waves.clamp(-1, 1)
-        return [w[:samples].clamp(-1, 1).clone() for w in waves]
+        return [torch.cat([lead, w[:samples].clamp(-1, 1)]) for w in waves]
 
     return polydiff.Plan(shape=(mel.N_MELS, frames), cond=cond, uncond=uncond, constraints=constraints,
                          guidance=guidance, decode=decode, info=info)
@@ -211,10 +224,12 @@ def _kept_frames(keep_samples: torch.Tensor, frames: int) -> torch.Tensor:
 
 def _taper(keep: torch.Tensor, width: int) -> torch.Tensor:
     """``keep`` (0/1 per frame) with a linear ramp over the first ``width`` regenerated frames
-    beside each kept run (at most a quarter of them), the weight of the given audio when an
-    edit's sample is blended with it, so the span fades from the given audio into the new one
-    instead of meeting it with a step. Not for ``continue``: past the given audio there is
-    nothing to fade from. (Blended after sampling: a soft Replacement mask would compound.)"""
+    beside each kept run (at most a quarter of them): the weight of the given audio when an
+    edit's sample is blended with it, so the new sound fades back into the given audio after
+    the span instead of meeting it with a step. (The canvas of an edit starts just before the
+    span, so there is no kept run before it: the new sound starts at the span with its own
+    attack.) Not for ``continue``: past the given audio there is nothing to fade into.
+    Blended after sampling: a soft Replacement mask would compound over the steps."""
     width = min(width, int((keep < 1).sum()) // 4)
     soft = keep.clone()
     for d in range(1, width + 1):
