@@ -5,7 +5,7 @@ import polydiff
 TASKS = {
     "generate": "text to a clip (prompt, --seconds, default 2)",
     "continue": "extend --init to --seconds in total (default: 1 s more), guided by the prompt",
-    "edit": "regenerate --start..--end seconds of --init from the prompt, keeping the rest",
+    "edit": "regenerate --start..--end seconds of --init from the prompt, keeping the rest (--attack false: continue the sound around the span)",
     "style": "SDEdit: the notes of --init played as the prompt says (--strength in (0, 1])",
     "denoise": "clean a noisy --init (--strength: how much to regenerate, default 0.4)",
 }
