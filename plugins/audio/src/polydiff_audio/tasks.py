@@ -2,8 +2,10 @@
 
 generate: noise -> clip.  continue / edit: the given audio's frames are kept by replacement
 (RePaint resampling) and the rest is generated; the output waveform keeps the given samples
-exactly outside the regenerated span (but for 16 ms crossfades at its edges), and Griffin-Lim starts from
-the given audio's phase so the join is coherent.  style: SDEdit from the given clip towards the
+exactly outside the regenerated span (but for 16 ms crossfades at its edges), and Griffin-Lim
+starts from the given audio's phase so the join is coherent. An edit's canvas starts just
+before its span, so the new sound starts there with its own attack, and it fades back into
+the given audio over the span's last 128 ms.  style: SDEdit from the given clip towards the
 prompt.  denoise: the white-noise floor is estimated and subtracted from the mel magnitudes
 (spectral subtraction), then SDEdit from there removes what subtraction leaves behind.
 """
@@ -170,15 +172,15 @@ def plan(request, context) -> polydiff.Plan:
     seeds = [request.seed + i for i in range(n)]
 
     def decode(x):
-        given = None if padded is None else mel.stft(padded[None], x.shape[-1])
-        angle = _angle(given, x.shape[-1], seeds)
-        if fade is not None:   # edit: the span's edges fade in log-mel from the given audio
+        given_stft = None if padded is None else mel.stft(padded[None], x.shape[-1])
+        angle = _angle(given_stft, x.shape[-1], seeds)
+        if fade is not None:   # edit: the new sound fades back into the given audio in log-mel
             x = fade * x0 + (1 - fade) * x
         magnitude = mel.magnitude(x.float().cpu())
         if keep_samples is None:
             waves = mel.griffin_lim(magnitude, angle=angle)
         else:   # kept frames are the given audio's own STFT, held fixed
-            waves = mel.griffin_lim(magnitude, angle=angle, known=given, known_frames=keep_frames.cpu() == 1)
+            waves = mel.griffin_lim(magnitude, angle=angle, known=given_stft, known_frames=keep_frames.cpu() == 1)
             ramp = _crossfade(keep_samples)
             waves = ramp * padded + (1 - ramp) * waves.clamp(-1, 1)
         return [torch.cat([lead, w[:samples].clamp(-1, 1)]) for w in waves]
