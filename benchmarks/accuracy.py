@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 import polydiff
-from polydiff.registry import components
-from polydiff.sampling import DEFAULT_SAMPLER, DEFAULT_SPACING
+from polydiff.registries import components
+from polydiff.loop import DEFAULT_SAMPLER, DEFAULT_SPACING
 
 from common import (RESULTS, DiffusersOracle, PolydiffOracle, diffusers_sample, diffusers_scheduler,
                     git_commit, initial_state, machine, mixture, reference, schedule, sliced_w1)

@@ -283,7 +283,7 @@ def main():
             + ("-" if d is None else f"{dm:.0f}") + f" | {r(p['peak_mib'], dm) if dm and dm > 1 else '-'} | "
             f"{row['p_err']:.4f} | " + ("-" if row["d_err"] is None else f"{row['d_err']:.4f}")
             + f" | {r(row['p_err'], row['d_err'])} |")
-    from polydiff.sampling import DEFAULT_SAMPLER, DEFAULT_SPACING
+    from polydiff.loop import DEFAULT_SAMPLER, DEFAULT_SPACING
 
     text = (
         "# 1c. End to end: the shipped image UNet, polydiff vs diffusers\n\n"

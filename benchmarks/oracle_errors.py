@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import polydiff
-from polydiff.registry import components
+from polydiff.registries import components
 from polydiff.testing import GaussianMixture
 
 STEPS = (5, 10, 20)

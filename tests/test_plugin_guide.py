@@ -74,7 +74,7 @@ def test_hook_reference_example_runs_as_a_script(block, tmp_path, capsys, polydi
 def test_the_tutorial_works_as_written(tmp_path):
     """The walkthrough, from an empty folder to a generated file, a passing kit, a wheel and an
     uninstall, in a fresh environment that has polydiff installed."""
-    from polydiff.catalogue import read_catalogue
+    from polydiff.cli.catalogue import read_catalogue
 
     env = make_venv(tmp_path / "venv")
     work = tmp_path / "work"

@@ -7,7 +7,7 @@ import torch
 import polydiff
 from polydiff.editing import (FunctionOperator, LinearOperator, MaskOperator, Measurement,
                               Replacement, SDEdit)
-from polydiff.registry import components
+from polydiff.registries import components
 from polydiff.testing import GaussianMixture
 
 N = 2000  # samples per distribution check: a fraction's sd is <= 0.011, a mean's ~0.5 / 45

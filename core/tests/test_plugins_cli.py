@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 import polydiff
 from polydiff import cli as cli_module
-from polydiff.catalogue import (
+from polydiff.cli.catalogue import (
     CATALOGUE_PATH,
     install_command,
     read_catalogue,
@@ -236,7 +236,7 @@ def test_bad_input_is_one_clear_error(runner, tmp_path, args, message):
     if args[0] == "generate" and "points2d" in args:
         args = [*args, "-o", str(tmp_path)]
         try:
-            from polydiff.registry import components
+            from polydiff.registries import components
             components().modalities.get_named("points2d")
         except UnknownNameError:
             pytest.skip("the example plugin does not provide points2d yet")
@@ -369,7 +369,7 @@ def test_install_command_for_packages_paths_and_missing_folders(tmp_path):
 
 
 def test_uninstall_not_installed_is_clear(runner, tmp_path, monkeypatch):
-    monkeypatch.setattr("polydiff.catalogue.CATALOGUE_PATH", tmp_path / "registry.toml")
+    monkeypatch.setattr("polydiff.cli.catalogue.CATALOGUE_PATH", tmp_path / "registry.toml")
     (tmp_path / "registry.toml").write_text(GOOD)
     result = invoke(runner, "plugins", "uninstall", "good")
     assert result.exit_code == 1 and "not installed" in result.stderr, result.output

@@ -10,7 +10,7 @@ import torch
 
 import polydiff
 from polydiff.errors import InvalidInputError
-from polydiff.sampling import DEFAULT_SAMPLER, DEFAULT_SPACING, sample
+from polydiff.loop import DEFAULT_SAMPLER, DEFAULT_SPACING, sample
 from polydiff.testing import GaussianMixture
 
 

@@ -9,7 +9,7 @@ import torch
 
 import polydiff
 from polydiff import testing as kit
-from polydiff.registry import components
+from polydiff.registries import components
 from polydiff.testing import HostSyncs
 from polydiff.testing.checks import ORDER_STEPS
 

@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from polydiff import cli as cli_module
 from polydiff.errors import InvalidInputError
-from polydiff.scaffold import names_for, new_plugin
+from polydiff.cli.scaffold import names_for, new_plugin
 
-TEMPLATE = Path(__import__("polydiff.scaffold", fromlist=["x"]).__file__).with_name("template")
+TEMPLATE = Path(__import__("polydiff.cli.scaffold", fromlist=["x"]).__file__).with_name("template")
 EXPECTED = [".gitignore", "README.md", "pyproject.toml", "src/polydiff_myplug/__init__.py",
             "src/polydiff_myplug/backend.py", "src/polydiff_myplug/data.py",
             "src/polydiff_myplug/encoders.py", "src/polydiff_myplug/modality.py",
@@ -101,8 +101,8 @@ def test_templates_are_package_data():
     """core/pyproject.toml ships scaffold/template/**/*.tmpl: every template file must match."""
     files = [p for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     assert files and all(p.suffix == ".tmpl" for p in files), files
-    core = tomllib.loads((Path(cli_module.__file__).parents[2] / "pyproject.toml").read_text())
-    assert "scaffold/template/**/*.tmpl" in core["tool"]["setuptools"]["package-data"]["polydiff"]
+    core = tomllib.loads((Path(cli_module.__file__).parents[3] / "pyproject.toml").read_text())
+    assert "cli/scaffold/template/**/*.tmpl" in core["tool"]["setuptools"]["package-data"]["polydiff"]
 
 
 def test_cli_new(runner, tmp_path, monkeypatch):

@@ -401,7 +401,7 @@ def test_check_plugin_accepts_the_distribution_name():
 
 
 def test_read_back_knows_common_formats(tmp_path):
-    from polydiff.png import write_png
+    from polydiff.cli.png import write_png
 
     write_png(tmp_path / "ok.png", np.zeros((4, 5, 3), np.uint8))
     assert kit.read_back(tmp_path / "ok.png") == "ok.png"

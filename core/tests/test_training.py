@@ -23,7 +23,7 @@ import polydiff
 from polydiff import InvalidInputError, NonFiniteError, TrainConfig, Trainer, load_checkpoint, save_checkpoint
 from polydiff import checkpoint as ckpt
 from polydiff.denoisers import target_for
-from polydiff.sampling import resolve
+from polydiff.loop import resolve
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -8,7 +8,7 @@ import importlib
 
 from .errors import InvalidInputError, NonFiniteError, PluginError, PolydiffError, UnknownNameError
 from .hookspecs import hookimpl
-from .specs import Backend, Encoder, LoadedModel, Modality, StepInfo
+from .contract import Backend, Encoder, LoadedModel, Modality, StepInfo
 
 __version__ = "0.1.0"
 
@@ -17,7 +17,7 @@ _LAZY = {
     "NoiseSchedule": "schedules", "VPSchedule": "schedules", "Grid": "schedules",
     "Spacing": "spacing", "SeededNoise": "noise",
     "as_denoiser": "denoisers", "guided": "denoisers", "x0_from": "denoisers", "target_for": "denoisers",
-    "sample": "sampling", "build_grid": "sampling",
+    "sample": "loop", "build_grid": "loop",
     # editing
     "Constraint": "editing", "Replacement": "editing", "SDEdit": "editing", "Measurement": "editing",
     "Operator": "editing", "MaskOperator": "editing", "LinearOperator": "editing",
@@ -29,7 +29,7 @@ _LAZY = {
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_trained": "checkpoint",
     "CaptionedData": "captioned",
     # components
-    "components": "registry", "register_plugin": "registry", "unregister_plugin": "registry",
+    "components": "registries", "register_plugin": "registries", "unregister_plugin": "registries",
     "load_plugins": "plugins",
 }
 

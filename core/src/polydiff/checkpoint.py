@@ -171,8 +171,8 @@ def load_trained(folder, build, device="cpu"):
     """A ``LoadedModel`` from a checkpoint the ``Trainer`` wrote: ``build(**model_config)``
     makes the network, which gets the (EMA) weights, eval mode and no gradients; the schedule
     and prediction come from the checkpoint. What every backend's ``load(device)`` needs."""
-    from .registry import components
-    from .specs import LoadedModel
+    from .registries import components
+    from .contract import LoadedModel
 
     tensors, config = load_checkpoint(folder, device=device)
     net = build(**config.get("model_config", {})).to(device)

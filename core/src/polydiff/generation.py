@@ -36,7 +36,7 @@ class Context:
     """What ``run`` and a modality's ``plan`` share: resolved device and cached loaders."""
 
     def __init__(self, request: GenerateRequest, progress: bool = False):
-        from .registry import components
+        from .registries import components
 
         self.components = components()
         self.request = request
@@ -55,14 +55,14 @@ class Context:
 
 @functools.lru_cache(maxsize=16)
 def _load_encoder(name, device):
-    from .registry import components
+    from .registries import components
 
     return components().encoders.get_named(name).load(device)
 
 
 @functools.lru_cache(maxsize=8)
 def _load_backend(name, device):
-    from .registry import components
+    from .registries import components
 
     return components().backends[name].load(device)
 
@@ -98,7 +98,7 @@ def run(request: GenerateRequest, context: Context):
     """Core's implementation of the ``run_generation`` hook."""
     from .denoisers import as_denoiser, guided
     from .result import Result, describe_request
-    from .sampling import DEFAULT_SAMPLER, DEFAULT_SPACING, sample
+    from .loop import DEFAULT_SAMPLER, DEFAULT_SPACING, sample
 
     modality, backend = context.modality, context.backend
     plan: Plan = modality.plan(request, context)

@@ -40,7 +40,7 @@ class GenerateRequest(BaseModel):
 
     @model_validator(mode="after")
     def _names(self):
-        from .registry import components
+        from .registries import components
 
         c = components()
         modality = c.modalities.get_named(self.modality)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .checkpoint import load_checkpoint, save_checkpoint
 from .denoisers import _bcast, target_for
 from .errors import InvalidInputError, NonFiniteError, UnknownNameError
-from .sampling import resolve
+from .loop import resolve
 
 MODEL = "model"  # the EMA weights + config: what generation loads
 STATE = "train_state"  # raw weights, EMA, optimizer and step: what resuming loads

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import PluginError, PolydiffError
-from ..specs import Backend, Encoder, LoadedModel, Modality, SamplerSpec, StepInfo
+from ..contract import Backend, Encoder, LoadedModel, Modality, SamplerSpec, StepInfo
 from .oracle import GaussianMixture
 from .syncs import HostSyncs
 
@@ -45,7 +45,7 @@ def _fail(message: str):
 
 
 def _components():
-    from ..registry import components
+    from ..registries import components
 
     return components()
 
@@ -117,7 +117,7 @@ def _label(spec, options) -> str:
 
 
 def _run(gm, n, sampler, steps, spacing="logsnr", seed=0, options=None, dtype=torch.float64):
-    from ..sampling import sample
+    from ..loop import sample
 
     return sample(gm, (n, gm.dim), sampler=sampler, steps=steps, spacing=spacing, seed=seed,
                   dtype=dtype, sampler_options=options)
@@ -209,7 +209,7 @@ def _seeding_mixture() -> GaussianMixture:
 def check_seeding(sampler, *, options: dict | None = None, steps: int = 6, n: int = 4, seed: int = 11) -> None:
     """Sample i of a batch seeded ``seed`` is bit-identical to that sample drawn alone with
     ``seed + i`` (samples of shape (2, 3), float32), and different samples differ."""
-    from ..sampling import sample
+    from ..loop import sample
 
     spec, gm = _sampler(sampler), _seeding_mixture()
     name = _label(spec, options)
@@ -231,7 +231,7 @@ def check_no_host_sync(sampler, *, options: dict | None = None, steps: int = 8, 
     """The sampler never reads a value of the state on the host (``.item()``, ``bool(t)``,
     boolean masks): on an accelerator each read stalls the loop."""
     from ..noise import SeededNoise
-    from ..sampling import build_grid
+    from ..loop import build_grid
 
     spec, gm = _sampler(sampler), _shared_mixture()
     grid = build_grid(gm.schedule, "logsnr", steps)
@@ -325,7 +325,7 @@ def check_spacing(spacing, schedules=None) -> str:
     """For every schedule (default: all registered), 1 to 100 steps, from t_max or from half of
     it: ``steps + 1`` strictly decreasing times from the start to 0, and a grid of ``steps``
     steps ending at sigma = 0."""
-    from ..sampling import build_grid
+    from ..loop import build_grid
     from ..spacing import Spacing
 
     sp = _components().spacings.get_named(spacing) if isinstance(spacing, str) else spacing
@@ -775,7 +775,7 @@ def check_commands(plugin_name: str) -> str:
 def check_step_hook(plugin_name: str, *, steps: int = 4) -> str:
     """The plugin's ``on_step`` is called once per step of a sampling run, which still ends in
     finite samples of the right shape."""
-    from ..sampling import sample
+    from ..loop import sample
 
     impls = _impls(plugin_name, "on_step")
     if not impls:
@@ -821,9 +821,9 @@ def check_generation_hook(plugin_name: str, modality: str | None = None) -> str:
 
 
 def _clear_caches() -> None:
-    from .. import generation, registry
+    from .. import generation, registries
 
-    registry.components.cache_clear()
+    registries.components.cache_clear()
     generation._load_encoder.cache_clear()
     generation._load_backend.cache_clear()
 

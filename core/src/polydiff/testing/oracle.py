@@ -25,7 +25,7 @@ class GaussianMixture:
 
     def __init__(self, means, weights, std, schedule="vp-linear"):
         if isinstance(schedule, str):
-            from polydiff.registry import components
+            from polydiff.registries import components
 
             schedule = components().schedules.get_named(schedule)
         self.schedule = schedule

@@ -12,7 +12,7 @@ import pytest
 def polydiff_components():
     """Everything the installed plugins registered: ``.samplers``, ``.schedules``, ``.spacings``,
     ``.modalities``, ``.encoders``, ``.backends`` (name -> spec; ``.origin[name]`` is the plugin)."""
-    from polydiff.registry import components
+    from polydiff.registries import components
 
     return components()
 

@@ -54,7 +54,7 @@ def write(outputs, folder, request):
         writer = csv.writer(f)
         writer.writerow(["x", "y"])
         writer.writerows([[f"{v:.6f}" for v in row] for row in points.tolist()])
-    from polydiff.png import scatter, write_png
+    from polydiff.cli.png import scatter, write_png
 
     write_png(folder / "points.png", scatter(points))
     return [folder / "points.csv", folder / "points.png"]

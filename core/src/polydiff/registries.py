@@ -10,7 +10,7 @@ import functools
 
 from .errors import PluginError, UnknownNameError
 from .plugins import load_plugins, report_failure, strict
-from .specs import Backend, Encoder, Modality, SamplerSpec
+from .contract import Backend, Encoder, Modality, SamplerSpec
 
 
 class Registry(dict):

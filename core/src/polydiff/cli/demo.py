@@ -27,9 +27,9 @@ def run_demo(out, steps: int = 10, n: int = 1000) -> list[Path]:
     import torch
 
     from .png import write_png
-    from .registry import components
-    from .sampling import sample
-    from .testing import GaussianMixture
+    from ..registries import components
+    from ..loop import sample
+    from ..testing import GaussianMixture
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def run_demo(out, steps: int = 10, n: int = 1000) -> list[Path]:
     for line in lines:
         print(line)
     if "points2d" in components().modalities:
-        from .generation import generate
+        from ..generation import generate
 
         files += generate("points2d", "north", n=500, seed=0).save(out / "points2d")
     for name, modality in sorted(components().modalities.items()):

@@ -1,7 +1,7 @@
 """The plugin catalogue, ``registry.toml``: every known plugin, where it comes from, what it provides.
 
 There is one copy, at the repository root; the package reaches it through the symlink
-``polydiff/registry.toml`` (a wheel carries a plain copy of it). A folder ``source`` is relative
+``polydiff/cli/registry.toml`` (a wheel carries a plain copy of it). A folder ``source`` is relative
 to the directory holding the real file, i.e. the repository root, so folder sources can only be
 installed from a checkout; elsewhere ``install_command`` says so instead of guessing.
 
@@ -22,7 +22,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
 
-from .errors import InvalidInputError, PluginError, PolydiffError, UnknownNameError
+from ..errors import InvalidInputError, PluginError, PolydiffError, UnknownNameError
 
 CATALOGUE_PATH = Path(__file__).with_name("registry.toml")
 _DIST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")

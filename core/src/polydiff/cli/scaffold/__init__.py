@@ -16,7 +16,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from ...errors import InvalidInputError
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 _HINT = "lower-case letters and digits, words joined by '-' or '_', starting with a letter (e.g. 'weather')"
@@ -93,7 +93,7 @@ def new_plugin(name: str, modality: str | None = None, parent: str | os.PathLike
     point, a package registering a modality (default name: ``name``), a condition and a data
     encoder and an exact denoiser backend, a data generator, tests that run polydiff's
     conformance kit, a README. Never overwrites: an existing folder is an error."""
-    from .. import __version__
+    from ... import __version__
 
     names = names_for(name, modality)
     parent = Path(parent)

@@ -23,8 +23,8 @@ def plugin_report() -> dict:
     plugins that were skipped with their one-line reason."""
     from importlib.metadata import entry_points
 
-    from . import __version__
-    from .plugins import BUILTIN_PLUGINS, failures, load_plugins, versions
+    from .. import __version__
+    from ..plugins import BUILTIN_PLUGINS, failures, load_plugins, versions
 
     pm = load_plugins()
     dists = {ep.name: (ep.dist.name if ep.dist else None) for ep in entry_points(group="polydiff")}
@@ -121,7 +121,7 @@ def install(ctx, name, pip_args, editable, dry_run):
 def uninstall(ctx, name, pip_args, dry_run):
     """Uninstall plugin NAME (a catalogue or installed plugin, or its distribution) with pip."""
     from .catalogue import installed_version, uninstall_command, uninstall_distribution
-    from .errors import InvalidInputError
+    from ..errors import InvalidInputError
 
     dist = uninstall_distribution(name)
     if installed_version(dist) is None:
@@ -156,7 +156,7 @@ def new(name, modality, parent):
 def check(name, devices):
     """Run polydiff's conformance kit on installed plugin NAME and print its report
     (exit status 1 when a check fails)."""
-    from .testing import ConformanceError, check_plugin
+    from ..testing import ConformanceError, check_plugin
 
     try:
         report = check_plugin(name, devices=list(devices) or None, raise_on_failure=False)

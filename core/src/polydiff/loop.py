@@ -9,7 +9,7 @@ from .errors import InvalidInputError, NonFiniteError
 from .noise import SeededNoise
 from .schedules import Grid, NoiseSchedule
 from .spacing import Spacing, check_times
-from .specs import StepInfo
+from .contract import StepInfo
 
 # The measured winner at 5, 10 and 20 NFE in benchmarks/accuracy.py (see benchmarks/results/).
 DEFAULT_SAMPLER = "unipc"
@@ -21,7 +21,7 @@ def resolve(kind: str, value):
     """A registered component by name, or the object itself if one was passed."""
     if not isinstance(value, str):
         return value
-    from .registry import components
+    from .registries import components
 
     return getattr(components(), kind).get_named(value)
 
@@ -195,4 +195,4 @@ def _step_hooks():
 def _progress(total: int):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="sampling", unit="step", leave=False)
+    return tqdm(total=total, desc="loop", unit="step", leave=False)

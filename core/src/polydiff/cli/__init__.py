@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from .cli_plugins import _table
-from .errors import PolydiffError
+from .plugins import _table
+from ..errors import PolydiffError
 
 
 class Group(click.Group):
@@ -79,7 +79,7 @@ def generate(modality, args, out, quiet, **fields):
 
     Options this command does not know (``--seconds 2``) are the modality's own options.
     """
-    from .generation import generate as run_generate
+    from ..generation import generate as run_generate
 
     prompt, options = _split_extra(list(args))
     fields = {k: v for k, v in fields.items() if v is not None}
@@ -91,7 +91,7 @@ def generate(modality, args, out, quiet, **fields):
 @cli.command()
 def samplers():
     """List registered samplers."""
-    from .registry import components
+    from ..registries import components
 
     reg = components().samplers
     _table([(n, s.order, "yes" if s.stochastic else "no", reg.origin[n], s.description)
@@ -101,7 +101,7 @@ def samplers():
 @cli.command()
 def schedules():
     """List registered noise schedules and step spacings."""
-    from .registry import components
+    from ..registries import components
 
     c = components()
     _table([(n, "schedule", c.schedules.origin[n], s.description) for n, s in sorted(c.schedules.items())]
@@ -112,7 +112,7 @@ def schedules():
 @cli.command()
 def modalities():
     """List registered modalities with their tasks and default backends."""
-    from .registry import components
+    from ..registries import components
 
     c = components()
     _table([(n, ", ".join(m.tasks), m.default_backend, c.modalities.origin[n])
@@ -130,7 +130,7 @@ def modalities():
 @click.pass_context
 def train(ctx, modality, backend, out, quiet, **overrides):
     """Train a modality's backend with polydiff's trainer (torchrun works too)."""
-    from .registry import components
+    from ..registries import components
 
     c = components()
     mod = c.modalities.get_named(modality)
@@ -159,7 +159,7 @@ def demo(out):
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def evaluate(modality, out, quick, as_json):
     """Run a modality's evaluator and print its report."""
-    from .registry import components
+    from ..registries import components
 
     mod = components().modalities.get_named(modality)
     if mod.evaluate is None:
@@ -169,10 +169,10 @@ def evaluate(modality, out, quick, as_json):
 
 
 def _add_plugin_commands():
-    from .cli_plugins import plugins
+    from .plugins import plugins
 
     cli.add_command(plugins)
-    from .plugins import load_plugins
+    from ..plugins import load_plugins
 
     load_plugins().hook.register_commands(cli=cli)
 
