@@ -24,8 +24,10 @@ def test_generate_points_follow_the_prompted_cluster(tmp_path):
     assert abs(pts[:, 0].mean()) < 0.1 and abs(pts[:, 1].mean() - 2.5) < 0.1
     assert 0.25 < pts[:, 1].std() < 0.45
     files = result.save(tmp_path)
-    assert {p.name for p in files} == {"points.csv", "points.png", "metadata.json"}
-    assert (tmp_path / "points.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {p.name for p in files} == {"points.csv", "points.svg", "metadata.json"}
+    import xml.etree.ElementTree as ET
+
+    assert len(ET.parse(tmp_path / "points.svg").getroot()[0]) == 400  # one dot per point
     assert len((tmp_path / "points.csv").read_text().splitlines()) == 401
 
 

@@ -8,7 +8,7 @@ import importlib
 
 from .errors import InvalidInputError, NonFiniteError, PluginError, PolydiffError, UnknownNameError
 from .hookspecs import hookimpl
-from .contract import Backend, Encoder, LoadedModel, Modality, StepInfo
+from .contract import Backend, Encoder, LoadedModel, Modality, Plan, StepInfo, Task
 
 __version__ = "0.1.0"
 
@@ -23,7 +23,8 @@ _LAZY = {
     "Operator": "editing", "MaskOperator": "editing", "LinearOperator": "editing",
     "FunctionOperator": "editing",
     # generation
-    "generate": "generation", "GenerateRequest": "request", "Result": "result", "Plan": "generation",
+    "generate": "generation", "GenerateRequest": "request", "Result": "result", "Context": "generation",
+    "load_encoder": "generation",
     # training and checkpoints
     "Trainer": "training", "TrainConfig": "training",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_trained": "checkpoint",
@@ -34,7 +35,7 @@ _LAZY = {
 }
 
 __all__ = sorted(
-    ["hookimpl", "Backend", "Encoder", "LoadedModel", "Modality", "StepInfo", "PolydiffError",
+    ["hookimpl", "Backend", "Encoder", "LoadedModel", "Modality", "Plan", "StepInfo", "Task", "PolydiffError",
      "InvalidInputError", "NonFiniteError", "PluginError", "UnknownNameError", *_LAZY]
 )
 

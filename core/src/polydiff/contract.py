@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
+
+from .errors import PluginError
 
 
 @dataclass
@@ -15,32 +17,129 @@ class SamplerSpec:
 
 
 @dataclass
-class Modality:
-    """A kind of data. ``plan(request, model)`` turns a validated request into a ``Plan``;
-    ``write(outputs, folder, request)`` saves decoded samples and returns the file paths."""
+class Plan:
+    """What one task decides for one request: the shape of a sample in model space, the
+    condition and null condition (``uncond`` enables classifier-free guidance), editing
+    constraints, and how to turn the sampled batch into outputs."""
+
+    shape: tuple[int, ...]
+    cond: Any = None
+    uncond: Any = None
+    constraints: list = field(default_factory=list)
+    decode: Callable[[Any], list] | None = None   # model-space batch -> list of outputs
+    guidance: float = 1.0                  # the task's default guidance scale
+    steps: int = 20                        # the task's default number of steps
+    info: dict = field(default_factory=dict)      # extra metadata (e.g. evaluator hints)
+
+
+class Context(Protocol):
+    """What a task's ``plan`` is given besides the request (core's ``polydiff.generation.Context``)."""
+
+    request: Any
+    device: str
+    modality: Modality
+    task: Task
+    backend: Backend
+
+    def model(self) -> LoadedModel:
+        """The backend's network, loaded once per process and device."""
+
+    def encoder(self, name: str) -> Any:
+        """A registered encoder, loaded once per process and device."""
+
+    def condition(self, encoder: str, prompts: list[str], **options: Any) -> tuple[dict, dict]:
+        """``(cond, uncond)`` on the device: the condition encoder's ``encode`` of ``prompts``
+        and of as many empty prompts, cached per prompt."""
+
+
+INPUTS = ("init", "mask")  # request fields a task may need; core rejects them for other tasks
+
+
+@dataclass
+class Task:
+    """One thing a modality does, with its own plan function and options.
+
+    ``plan(request, context) -> Plan``. ``options``: a pydantic model of the task's own options
+    (core rejects any other option, naming it and the task it belongs to). ``needs``: the
+    request inputs it requires (``"init"``, ``"mask"``); core rejects a missing one, and one
+    given to a task that does not need it. ``example``: small valid ``generate()`` arguments (a
+    dict, or a function returning one), run by the conformance kit."""
 
     name: str
     description: str
-    tasks: dict[str, str]
-    plan: Callable[..., Any]
+    plan: Callable[[Any, Context], Plan]
+    options: Any = None
+    needs: tuple[str, ...] = ()
+    example: dict | Callable[[], dict] | None = None
+
+    def __post_init__(self):
+        unknown = [n for n in self.needs if n not in INPUTS]
+        if unknown:
+            raise PluginError(f"task {self.name!r}: needs {unknown[0]!r}, not one of {', '.join(INPUTS)}")
+        if self.options is not None and not hasattr(self.options, "model_json_schema"):
+            raise PluginError(f"task {self.name!r}: options must be a pydantic model class")
+
+    def option_names(self) -> list[str]:
+        return list(self.options.model_fields) if self.options is not None else []
+
+    def schema(self) -> dict:
+        """The task as JSON: description, needed inputs and the options' JSON schema."""
+        options = self.options.model_json_schema() if self.options is not None else {"properties": {}}
+        return {"name": self.name, "description": self.description, "needs": list(self.needs),
+                "options": options}
+
+    def example_arguments(self) -> dict | None:
+        return self.example() if callable(self.example) else self.example
+
+
+@dataclass
+class Modality:
+    """A kind of data: its tasks, how its outputs are written and read back, its default backend.
+
+    ``write(outputs, folder, request) -> paths`` saves decoded samples; ``read(files) -> outputs``
+    is its inverse (required when ``formats`` are declared), within ``tolerance``."""
+
+    name: str
+    description: str
+    tasks: list[Task]
     write: Callable[..., list]
     default_backend: str
     formats: tuple[str, ...] = ()
-    options: Any = None  # a pydantic model of modality-specific options (seconds, frames, ...)
-    max_elements: int = 2**24  # n * per-sample elements allowed in one call (memory budget)
+    read: Callable[[list], list] | None = None
+    tolerance: float = 1e-4      # max |read(write(x)) - x| the formats promise (8-bit PNG: 1/255)
+    max_elements: int = 2**24    # n * per-sample elements allowed in one call (memory budget)
     evaluate: Callable[..., dict] | None = None  # evaluate(out=folder, quick=bool) -> report
     demo: Callable[..., list] | None = None       # demo(folder) -> files, run by `polydiff demo`
-    # examples(task) -> generate() keyword arguments (prompt, init, options...) that make a
-    # small valid request for that task; the conformance kit (polydiff.testing) runs each one.
-    examples: Callable[[str], dict] | None = None
-    # read(files) -> outputs: the inverse of ``write``; the kit checks written files read back.
-    read: Callable[..., list] | None = None
+
+    def __post_init__(self):
+        self.tasks = list(self.tasks)
+        if not self.tasks or not all(isinstance(t, Task) for t in self.tasks):
+            raise PluginError(f"modality {self.name!r}: tasks must be a non-empty list of polydiff.Task")
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise PluginError(f"modality {self.name!r}: task names repeat: {', '.join(names)}")
+        if self.formats and self.read is None:
+            raise PluginError(f"modality {self.name!r}: declares formats {', '.join(self.formats)} "
+                             "but no read(files), the inverse of write")
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def task(self, name: str) -> Task:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise ValueError(f"task {name!r} is not one of {self.name}'s tasks: {', '.join(self.task_names)}")
 
 
 @dataclass
 class Encoder:
-    """``kind`` is "data" (data <-> model space) or "condition" (prompt -> embedding).
-    ``load(device)`` returns the working encoder object."""
+    """``kind`` is "data" (data <-> model space) or "condition" (prompts -> condition).
+    ``load(device)`` returns the working encoder object. A condition encoder's object has
+    ``encode(prompts: list[str], **options) -> dict[str, Tensor]``, one row per prompt, with
+    exactly the keys ``outputs`` declares (e.g. sentence vector, word tokens, mask); a data
+    encoder's has ``encode`` and ``decode``."""
 
     name: str
     kind: str
@@ -50,6 +149,7 @@ class Encoder:
     # (whose loaded object has ``encode`` and ``decode``); checked by polydiff.testing.
     examples: Callable[[], list] | None = None
     tolerance: float = 1e-5  # max |decode(encode(x)) - x| a data encoder promises
+    outputs: tuple[str, ...] = ()  # a condition encoder's keys, each [n, ...] for n prompts
 
 
 @dataclass

@@ -1,39 +1,26 @@
 """``generate``: one path from a request to a ``Result`` for every modality and task.
 
-The modality turns the request into a ``Plan`` (sample shape, condition, editing constraints,
-decoder); the core loads the backend, applies guidance, samples and records metadata.
+The request is validated (``GenerateRequest``), then the ``run_generation`` hook produces the
+``Result``: core's own implementation (``polydiff.builtin.generation``) asks the task's plan
+for what to sample, loads the backend, applies guidance, samples and records metadata.
 """
 from __future__ import annotations
 
 import functools
-import math
 import random
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections import OrderedDict
+from typing import Any
 
+from .contract import Plan  # noqa: F401  (re-exported: polydiff.Plan)
 from .errors import InvalidInputError
 from .request import GenerateRequest
 
-DEFAULT_STEPS = 20
-
-
-@dataclass
-class Plan:
-    """What a modality decides for one request (see ``Modality.plan``)."""
-
-    shape: tuple[int, ...]                 # one sample, in model space
-    cond: Any = None
-    uncond: Any = None                     # the null condition; enables classifier-free guidance
-    constraints: list = field(default_factory=list)
-    decode: Callable[[Any], list] | None = None   # model-space batch -> list of outputs
-    guidance: float = 1.0                  # the modality's default guidance scale
-    steps: int = DEFAULT_STEPS
-    info: dict = field(default_factory=dict)      # extra metadata (e.g. evaluator hints)
+CONDITION_CACHE = 4096  # prompts whose encodings are kept per process (per encoder, device, options)
 
 
 class Context:
-    """What ``run`` and a modality's ``plan`` share: resolved device and cached loaders."""
+    """What a task's ``plan`` gets besides the request: the resolved device, the modality,
+    task and backend, and loaders that cache across calls (see ``polydiff.contract.Context``)."""
 
     def __init__(self, request: GenerateRequest, progress: bool = False):
         from .registries import components
@@ -42,15 +29,54 @@ class Context:
         self.request = request
         self.progress = progress
         self.modality = self.components.modalities[request.modality]
+        self.task = self.modality.task(request.task)
         self.backend = self.components.backends[request.backend or self.modality.default_backend]
         self.device = resolve_device(request.device, self.backend.devices)
 
-    def encoder(self, name: str):
+    def encoder(self, name: str) -> Any:
         """A registered encoder, loaded once per process and device."""
         return _load_encoder(name, self.device)
 
     def model(self):
+        """The backend's ``LoadedModel``, loaded once per process and device."""
         return _load_backend(self.backend.name, self.device)
+
+    def condition(self, encoder: str, prompts: list[str], **options: Any) -> tuple[dict, dict]:
+        """``(cond, uncond)`` on the device: the condition encoder's ``encode`` of ``prompts`` and
+        of as many empty prompts; each prompt is encoded once per process."""
+        prompts = [p or "" for p in prompts]
+        return (_encode_rows(encoder, self.device, prompts, options),
+                _encode_rows(encoder, self.device, [""] * len(prompts), options))
+
+
+_rows: OrderedDict = OrderedDict()  # (encoder, device, options, prompt) -> {key: row tensor}
+
+
+def _encode_rows(name: str, device: str, prompts: list[str], options: dict) -> dict:
+    import torch
+
+    opts = tuple(sorted(options.items()))
+    keys = [(name, device, opts, p) for p in prompts]
+    missing = list(dict.fromkeys(k[3] for k in keys if k not in _rows))
+    if missing:
+        encoded = _load_encoder(name, device).encode(missing, **options)
+        if not isinstance(encoded, dict):
+            raise InvalidInputError(f"encoder {name!r}: encode() must return a dict of tensors, "
+                                    f"got {type(encoded).__name__}")
+        for i, p in enumerate(missing):
+            _rows[(name, device, opts, p)] = {k: v[i].to(device) for k, v in encoded.items()}
+    for k in keys:
+        _rows.move_to_end(k)
+    rows = [_rows[k] for k in keys]
+    while len(_rows) > CONDITION_CACHE:
+        _rows.popitem(last=False)
+    return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+
+
+def load_encoder(name: str, device: str = "cpu") -> Any:
+    """The registered encoder ``name``, loaded once per process and device (what
+    ``Context.encoder`` returns; for training code, which has no request)."""
+    return _load_encoder(name, device)
 
 
 @functools.lru_cache(maxsize=16)
@@ -65,6 +91,13 @@ def _load_backend(name, device):
     from .registries import components
 
     return components().backends[name].load(device)
+
+
+def clear_caches() -> None:
+    """Forget loaded encoders, backends and cached conditions (after plugins change)."""
+    _load_encoder.cache_clear()
+    _load_backend.cache_clear()
+    _rows.clear()
 
 
 def resolve_device(device: str, supported=("cpu",)) -> str:
@@ -84,7 +117,7 @@ def resolve_device(device: str, supported=("cpu",)) -> str:
 def generate(modality: str, prompt: str | None = None, *, progress: bool = False, **fields):
     """Generate (or edit) ``n`` samples of a modality; see ``GenerateRequest`` for the fields.
 
-    Fields the request model does not know are modality options (``seconds=2``, ``frames=16``).
+    Fields the request model does not know are the task's options (``seconds=2``, ``frames=16``).
     """
     from .plugins import load_plugins
 
@@ -92,69 +125,3 @@ def generate(modality: str, prompt: str | None = None, *, progress: bool = False
     if request.seed is None:
         request.seed = random.SystemRandom().randrange(2**31)
     return load_plugins().hook.run_generation(request=request, context=Context(request, progress))
-
-
-def run(request: GenerateRequest, context: Context):
-    """Core's implementation of the ``run_generation`` hook."""
-    from .denoisers import as_denoiser, guided
-    from .result import Result, describe_request
-    from .loop import DEFAULT_SAMPLER, DEFAULT_SPACING, sample
-
-    modality, backend = context.modality, context.backend
-    plan: Plan = modality.plan(request, context)
-    elements = request.n * math.prod(plan.shape)
-    if elements > modality.max_elements:
-        raise InvalidInputError(
-            f"n x size: {request.n} samples of shape {tuple(plan.shape)} need {elements:,} values, "
-            f"over this modality's budget of {modality.max_elements:,}; lower n or the size"
-        )
-    loaded = context.model()
-    denoiser = as_denoiser(loaded.net, loaded.schedule, loaded.prediction)
-    scale = plan.guidance if request.guidance is None else request.guidance
-    denoiser = guided(denoiser, plan.cond, plan.uncond, scale)
-    sampler = request.sampler or DEFAULT_SAMPLER
-    spacing = request.spacing or DEFAULT_SPACING
-    steps = request.steps or plan.steps
-    started = time.perf_counter()
-    x = sample(
-        denoiser, (request.n, *plan.shape), sampler=sampler, steps=steps, schedule=loaded.schedule,
-        spacing=spacing, seed=request.seed, constraints=plan.constraints, device=context.device,
-        progress=context.progress,
-    )
-    seconds = time.perf_counter() - started
-    outputs = plan.decode(x) if plan.decode else list(x.cpu())
-    metadata = {
-        "request": describe_request(request),
-        "resolved": {"sampler": sampler, "spacing": spacing, "steps": steps, "guidance": scale,
-                     "schedule": loaded.schedule.name, "backend": backend.name,
-                     "prediction": loaded.prediction, "device": context.device},
-        "checkpoint_sha256": _checkpoint_hash(backend.checkpoint),
-        "plugins": _versions(),
-        "sampling_seconds": round(seconds, 4),
-        **({"info": plan.info} if plan.info else {}),
-    }
-    return Result(modality=request.modality, outputs=outputs, samples=x, metadata=metadata,
-                  writer=modality.write, request=request)
-
-
-def _checkpoint_hash(path):
-    if not path:
-        return None
-    import os
-
-    stat = os.stat(path)
-    return _hash_file(path, stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=16)
-def _hash_file(path, mtime_ns, size):  # keyed on mtime and size: a retrained file is rehashed
-    from .checkpoint import sha256_file
-
-    return sha256_file(path)
-
-
-def _versions() -> dict:
-    from . import __version__
-    from .plugins import versions
-
-    return {"polydiff": __version__, **versions}

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .contract import INPUTS
 from .errors import InvalidInputError
 
 
@@ -28,8 +29,7 @@ class GenerateRequest(BaseModel):
     backend: str | None = None
     init: Any = None      # a file path or an array, meaning depends on the task
     mask: Any = None
-    strength: float | None = Field(None, gt=0.0, le=1.0)
-    options: dict[str, Any] = Field(default_factory=dict, description="modality-specific options")
+    options: dict[str, Any] = Field(default_factory=dict, description="the task's own options")
 
     @field_validator("device")
     @classmethod
@@ -44,8 +44,7 @@ class GenerateRequest(BaseModel):
 
         c = components()
         modality = c.modalities.get_named(self.modality)
-        if self.task not in modality.tasks:
-            raise ValueError(f"task {self.task!r} is not one of {self.modality}'s tasks: {', '.join(modality.tasks)}")
+        task = modality.task(self.task)
         if self.sampler is not None:
             c.samplers.get_named(self.sampler)
         if self.spacing is not None:
@@ -53,11 +52,13 @@ class GenerateRequest(BaseModel):
         backend = c.backends.get_named(self.backend or modality.default_backend)
         if backend.modality != self.modality:
             raise ValueError(f"backend {backend.name!r} is for {backend.modality!r}, not {self.modality!r}")
-        options_model = getattr(modality, "options", None)
-        if options_model is not None:
-            self.options = options_model(**self.options).model_dump()
-        elif self.options:
-            raise ValueError(f"{self.modality} takes no options (got {', '.join(self.options)})")
+        for field in INPUTS:
+            given = getattr(self, field) is not None
+            if field in task.needs and not given:
+                raise ValueError(f"{field}: the {task.name} task needs --{field}")
+            if given and field not in task.needs:
+                raise ValueError(f"{field}: the {task.name} task takes no --{field}")
+        self.options = _task_options(modality, task, self.options)
         return self
 
     @classmethod
@@ -72,13 +73,31 @@ class GenerateRequest(BaseModel):
             raise InvalidInputError(describe(exc)) from None
 
 
+def _task_options(modality, task, options: dict) -> dict:
+    """The task's options validated by its pydantic model, defaults filled in; an option of
+    another task (or of none) is named, with the tasks it belongs to."""
+    allowed = task.option_names()
+    for name in options:
+        if name not in allowed:
+            owners = [t.name for t in modality.tasks if name in t.option_names()]
+            where = f"; it belongs to {', '.join(owners)}" if owners else ""
+            takes = f" (it takes {', '.join(allowed)})" if allowed else " (it takes none)"
+            raise ValueError(f"{name}: not an option of {modality.name}'s {task.name} task{where}{takes}")
+    if task.options is None:
+        return {}
+    try:
+        return task.options(**options).model_dump()
+    except ValidationError as exc:
+        raise ValueError(describe(exc)) from None
+
+
 def describe(exc: ValidationError) -> str:
     """'field: message' for each problem pydantic found, on one line."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if p != "options") or "request"
+        loc = ".".join(str(p) for p in err["loc"] if p != "options")
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown option"
-        parts.append(f"{loc}: {msg}")
+        parts.append(f"{loc}: {msg}" if loc else msg)  # a whole-request check names its field itself
     return "; ".join(parts)

@@ -9,7 +9,7 @@ import torch
 
 import polydiff
 from polydiff_audio import checker, mel, tasks
-from polydiff_audio.wav import read
+from polydiff_audio.io import read_audio as read
 
 SR = mel.SAMPLE_RATE
 
@@ -188,18 +188,18 @@ def test_style_and_denoise_run():
 @pytest.mark.parametrize("fields, needle", [
     (dict(task="edit", start=1.5, end=2.5), "end: the span 1.5-2.5 s reaches outside the 1 s clip"),
     (dict(task="edit", start=0.8, end=0.2), "start (0.8 s) must be before end"),
-    (dict(task="edit"), "needs --start and --end"),
+    (dict(task="edit"), "start: Field required; end: Field required"),
     (dict(task="continue", seconds=0.5), "continue makes the clip longer"),
     (dict(task="style", sample_rate=0), "sample_rate"),
     (dict(seconds=600.0), "over the memory budget"),
     (dict(seconds=0), "seconds"),
     (dict(task="style", strength=1.5), "strength"),
-    (dict(task="continue", strength=0.5), "strength: applies to style and denoise only"),
+    (dict(task="continue", strength=0.5), "strength: not an option of audio's continue task; it belongs to style, denoise"),
     (dict(task="style", init=np.zeros(0, np.float32)), "init: the audio is empty"),
     (dict(task="style", init=np.full(100, np.nan, np.float32)), "NaN"),
     (dict(task="style", init="missing.wav"), "init: no such file"),
-    (dict(task="style", noise_level=0.1), "noise_level: applies to the denoise task only"),
-    (dict(task="continue", attack=False), "attack: applies to the edit task only"),
+    (dict(task="style", noise_level=0.1), "noise_level: not an option of audio's style task; it belongs to denoise"),
+    (dict(task="continue", attack=False), "attack: not an option of audio's continue task; it belongs to edit"),
     (dict(task="style", init=None), "init: the style task needs --init"),
 ])
 def test_bad_input_is_a_clear_error(fields, needle):
@@ -239,7 +239,7 @@ def test_training_smoke(tmp_path):
     tensors, config = polydiff.load_checkpoint(path)
     assert config["step"] == 2 and config["model_config"]["channels"] == backend.ARCH["channels"]
     model = backend.load("cpu", folder=tmp_path)
-    cond = {"tokens": torch.zeros(1, backend.TOKENS, 384), "mask": torch.ones(1, backend.TOKENS),
+    cond = {"tokens": torch.zeros(1, backend.encoders.TOKENS, 384), "mask": torch.ones(1, backend.encoders.TOKENS),
             "pitch": torch.zeros(1, 12)}
     assert model.net(torch.zeros(1, mel.N_MELS, 32), torch.full((1,), 0.5), cond).shape == (1, mel.N_MELS, 32)
     assert math.isfinite(float(tensors[next(iter(tensors))].sum()))

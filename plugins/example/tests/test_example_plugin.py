@@ -3,22 +3,22 @@ import pytest
 import torch
 
 import polydiff
-from polydiff_example.backend import load
-from polydiff_example.modality import ClusterNames
+from polydiff_example.backend import load_exact as load
+from polydiff_example.encoders import ClusterNames
 
 
 def test_cluster_names_encode_prompts():
     names = ClusterNames()
-    assert names(None) == -1 and names("the north cluster") == 1
+    assert names.encode(["", "the north cluster"])["cluster"].tolist() == [-1, 1]
     with pytest.raises(polydiff.InvalidInputError, match="prompt"):
-        names("east and west")
+        names.encode(["east and west"])
 
 
 def test_exact_denoiser_is_conditional_on_the_cluster():
     model = load("cpu")
     x = torch.zeros(3, 2)
     t = torch.full((3,), 0.9)
-    x0 = model.net(x, t, torch.tensor([0, 2, -1]))
+    x0 = model.net(x, t, {"cluster": torch.tensor([0, 2, -1])})
     assert x0[0, 0] > 2.0 and x0[1, 0] < -2.0   # east, west
     assert abs(x0[2, 0]) < 2.0                    # any cluster: a blend
 

@@ -119,3 +119,11 @@ def test_evaluator_quick_run_writes_its_report(tmp_path):
     assert set(report["adherence"]["accuracy"]) == {"colour", "shape", "size", "position"}
     assert all(0.0 <= v <= 1.0 for v in report["adherence"]["accuracy"].values())
     assert report["editing"]["denoise"]["gain_db"] > 0      # beats the noisy input even in the smoke run
+
+
+def test_denoise_of_a_noiseless_image_runs():
+    """A flat image estimates as noiseless (level 0); denoise starts at the 8-bit floor instead
+    of failing on log(0)."""
+    flat = np.full((32, 32, 3), 0.5, np.float32)
+    out = polydiff.generate("image", task="denoise", init=flat, seed=0, steps=2)
+    assert out.metadata["resolved"]["steps"] == 2 and torch.isfinite(out.samples).all()

@@ -40,15 +40,16 @@ def test_paraphrases_stay_closer_than_other_prompts(encoder):
     assert a @ para > a @ other
 
 
-def test_word_tokens_give_each_word_its_own_vector(encoder):
-    out = encoder.word_tokens(["a red circle on the left", "C#4 note"], max_tokens=8, pattern=r"[a-z]+#?\d?")
-    assert out["tokens"].shape == (2, 8, 384)
+def test_encode_gives_each_word_its_own_vector(encoder):
+    out = encoder.encode(["a red circle on the left", "C#4 note"], max_tokens=8, pattern=r"[a-z]+#?\d?")
+    assert set(out) == {"sentence", "tokens", "mask"} and out["tokens"].shape == (2, 8, 384)
+    assert torch.equal(out["sentence"], out["tokens"][:, 0])
     assert out["mask"].tolist() == [[1.0] * 7 + [0.0], [1.0] * 3 + [0.0] * 5]
     assert torch.allclose(out["tokens"][0, 0], encoder(["a red circle on the left"])[0])
     assert torch.allclose(out["tokens"][0, 6], encoder(["left"])[0])
     assert torch.allclose(out["tokens"][1, 1], encoder(["c#4"])[0])   # one word, lower-cased
     assert out["tokens"][0, 7].abs().sum() == 0
     # alone, "left" and "right" are told apart far better than inside their sentences
-    left, right = encoder.word_tokens(["on the left", "on the right"])["tokens"][:, 3]
+    left, right = encoder.encode(["on the left", "on the right"])["tokens"][:, 3]
     s_left, s_right = encoder(["a red circle on the left", "a red circle on the right"])
     assert left @ right < s_left @ s_right - 0.3

@@ -9,7 +9,7 @@ import torch
 
 from . import data
 from .mel import SAMPLE_RATE
-from .wav import save
+from .io import save
 
 PROMPTS = ["a plucked string playing an A minor chord", "a rising C major arpeggio on organ",
            "a bell playing E5", "a square playing G3", "a falling D minor arpeggio on sine"]

@@ -97,8 +97,8 @@ def joins(clips: int, seed: int, steps: int) -> dict:
         a, b = int(0.6 * sr), int(1.2 * sr)
         outside = torch.ones(len(clip), dtype=torch.bool)
         outside[a - FADE:b + FADE] = False
-        for key, prompt, attack in (("edit", data.caption(**other), None),
-                                    ("edit_same_prompt", data.caption(**attrs), None),
+        for key, prompt, attack in (("edit", data.caption(**other), True),
+                                    ("edit_same_prompt", data.caption(**attrs), True),
                                     ("edit_same_prompt_no_attack", data.caption(**attrs), False)):
             out = polydiff.generate("audio", prompt, task="edit", init=clip.numpy(), start=0.6, end=1.2,
                                     attack=attack, seed=seed + i, steps=steps).outputs[0]

@@ -1,26 +1,28 @@
-"""Registers the audio modality and its backend. Uses only polydiff's public API; the text
-encoder comes from the registry by name (``minilm``, from polydiff-text)."""
+"""Registers the audio modality, its condition encoder and its backend (the hook
+implementations only). The encoder builds on the ``minilm`` text encoder of polydiff-text,
+asked for by name."""
 import polydiff
-
-TASKS = {
-    "generate": "text to a clip (prompt, --seconds, default 2)",
-    "continue": "extend --init to --seconds in total (default: 1 s more), guided by the prompt",
-    "edit": "regenerate --start..--end seconds of --init from the prompt, keeping the rest (--attack false: continue the sound around the span)",
-    "style": "SDEdit: the notes of --init played as the prompt says (--strength in (0, 1])",
-    "denoise": "clean a noisy --init (--strength: how much to regenerate, default 0.4)",
-}
 
 
 @polydiff.hookimpl
 def register_modalities(register):
-    from . import demo, evaluate, tasks, wav
+    from . import demo, evaluate, io, tasks
 
     register(polydiff.Modality(
         name="audio", description="16 kHz clips of notes, chords and arpeggios on five synthesised instruments",
-        tasks=TASKS, plan=tasks.plan, write=wav.write, default_backend="notes-unet",
-        formats=("wav", "png"), options=tasks.AudioOptions,
-        max_elements=tasks.max_elements(),
-        evaluate=evaluate.run, demo=demo.run, examples=tasks.examples, read=wav.read_files))
+        tasks=tasks.TASKS, write=io.write, read=io.read, formats=("wav", "png"),
+        default_backend="notes-unet", max_elements=tasks.max_elements(),
+        evaluate=evaluate.run, demo=demo.run))
+
+
+@polydiff.hookimpl
+def register_encoders(register):
+    from . import encoders
+
+    register(polydiff.Encoder(
+        encoders.NAME, "condition", encoders.AudioPrompt, outputs=encoders.OUTPUTS,
+        description="a prompt -> minilm sentence and word tokens + the pitch classes it names",
+        examples=lambda: ["a plucked string playing an A minor chord", "organ", ""]))
 
 
 @polydiff.hookimpl

@@ -19,8 +19,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import mel
-from .backend import TEXT_ENCODER, encode_prompts, require_text_encoder
-from .wav import read
+from .encoders import NAME
+from .io import read_audio
 
 DEFAULT_GUIDANCE = 1.5
 DEFAULT_SECONDS = 2.0
@@ -34,16 +34,36 @@ EDIT_TAPER = 8                # edit: frames (128 ms) over which the span fades 
 EDIT_LEAD = 512               # edit: samples of given audio left on the canvas before the span (32 ms)
 
 
-class AudioOptions(BaseModel):
+class GenerateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    seconds: float | None = Field(None, gt=0.0, description="output length; continue: total length (default input + 1 s)")
-    start: float | None = Field(None, ge=0.0, description="edit: start of the span to regenerate (s)")
-    end: float | None = Field(None, gt=0.0, description="edit: end of the span to regenerate (s)")
+    seconds: float = Field(DEFAULT_SECONDS, gt=0.0, description="output length (s)")
+
+
+class InputOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     sample_rate: int = Field(mel.SAMPLE_RATE, gt=0, description="rate of an --init given as an array")
-    resample: int = Field(3, ge=1, le=20, description="continue/edit: RePaint resampling count")
-    noise_level: float | None = Field(None, gt=0.0, le=1.0, description="denoise: white-noise std (estimated if omitted)")
-    attack: bool | None = Field(None, description="edit: the new sound starts at --start with its own attack "
-                                "(default); false continues the sound around the span instead")
+
+
+class ContinueOptions(InputOptions):
+    seconds: float | None = Field(None, gt=0.0, description="total length (default: the input + 1 s)")
+    resample: int = Field(3, ge=1, le=20, description="RePaint resampling count")
+
+
+class EditOptions(InputOptions):
+    start: float = Field(ge=0.0, description="start of the span to regenerate (s)")
+    end: float = Field(gt=0.0, description="end of the span to regenerate (s)")
+    resample: int = Field(3, ge=1, le=20, description="RePaint resampling count")
+    attack: bool = Field(True, description="the new sound starts at --start with its own attack; "
+                         "false continues the sound around the span instead")
+
+
+class StyleOptions(InputOptions):
+    strength: float = Field(DEFAULT_STYLE_STRENGTH, gt=0.0, le=1.0, description="SDEdit strength")
+
+
+class DenoiseOptions(InputOptions):
+    strength: float = Field(DEFAULT_DENOISE_STRENGTH, gt=0.0, le=1.0, description="how much to regenerate")
+    noise_level: float | None = Field(None, gt=0.0, le=1.0, description="white-noise std (estimated if omitted)")
 
 
 def _frames(samples: int) -> int:
@@ -54,13 +74,6 @@ def _frames(samples: int) -> int:
 def max_elements() -> int:
     """MAX_SECONDS_PER_CALL as model-space values: the core's backstop for the same budget."""
     return _frames(int(MAX_SECONDS_PER_CALL * mel.SAMPLE_RATE)) * mel.N_MELS
-
-
-def _need(request, field):
-    value = getattr(request, field)
-    if value is None:
-        raise polydiff.InvalidInputError(f"{field}: the {request.task} task needs --{field}")
-    return value
 
 
 def _check_budget(request, seconds: float):
@@ -101,75 +114,27 @@ def _crossfade(keep: torch.Tensor) -> torch.Tensor:
     return ramp
 
 
-def plan(request, context) -> polydiff.Plan:
-    require_text_encoder()
-    encoder = context.encoder(TEXT_ENCODER)
-    n, task, device, options = request.n, request.task, context.device, request.options
-    for field, only in (("start", "edit"), ("end", "edit"), ("attack", "edit"), ("noise_level", "denoise")):
-        if options[field] is not None and task != only:
-            raise polydiff.InvalidInputError(f"{field}: applies to the {only} task only, not {task}")
-    if request.strength is not None and task not in ("style", "denoise"):
-        raise polydiff.InvalidInputError(f"strength: applies to style and denoise only, not {task}")
-    if request.mask is not None:
-        raise polydiff.InvalidInputError("mask: the audio tasks take --start/--end (edit), not a mask")
-    given = None if task == "generate" else read(_need(request, "init"), "init", options["sample_rate"])
-    if task == "generate":
-        seconds = options["seconds"] or DEFAULT_SECONDS
-    elif task == "continue":
-        seconds = options["seconds"] or given.shape[0] / mel.SAMPLE_RATE + 1.0
-        if seconds * mel.SAMPLE_RATE <= given.shape[0]:
-            raise polydiff.InvalidInputError(
-                f"seconds: continue makes the clip longer; {seconds:g} s is not more than the given "
-                f"{given.shape[0] / mel.SAMPLE_RATE:g} s")
-    else:
-        if options["seconds"] is not None:
-            raise polydiff.InvalidInputError(f"seconds: the {task} task keeps the length of --init")
-        seconds = given.shape[0] / mel.SAMPLE_RATE
-    _check_budget(request, seconds)
-    info = {"task": task, "seconds": seconds}
-    lead = torch.zeros(0)   # edit: the given audio before the canvas, put back in front by decode
-    if task == "edit":
-        start, end = _span(options, given.shape[0])
-        info.update(start=start, end=end)
-        # every training clip starts its sound at the start, so on the whole clip's canvas a span
-        # at 0.8 s came out as a note's tail (a bell: near silence); a canvas that starts just
-        # before the span lets the new sound begin there. attack=False keeps the whole canvas,
-        # for a variation that continues the sound around the span.
-        cut = 0 if options["attack"] is False else max(0, int(start * mel.SAMPLE_RATE) - EDIT_LEAD) // mel.HOP * mel.HOP
-        lead, given = given[:cut], given[cut:]
-        start, end = start - cut / mel.SAMPLE_RATE, end - cut / mel.SAMPLE_RATE
-        seconds = given.shape[0] / mel.SAMPLE_RATE
-    samples = int(round(seconds * mel.SAMPLE_RATE))
+def _given(request) -> torch.Tensor:
+    return read_audio(request.init, "init", request.options["sample_rate"])
+
+
+def _canvas(given: torch.Tensor, frames: int) -> torch.Tensor:
+    """The given audio on a canvas of whole frames (zero-padded or cut)."""
+    padded = torch.zeros(frames * mel.HOP)
+    padded[: min(given.shape[0], padded.shape[0])] = given[: padded.shape[0]]
+    return padded
+
+
+def _plan(request, context, seconds: float, *constraints, padded=None, keep_samples=None,
+          keep_frames=None, fade=None, x0=None, lead=None, info=None) -> polydiff.Plan:
+    """The plan every task shares: the prompt's condition and a decode through Griffin-Lim that
+    starts from the given audio's phase, keeps ``keep_samples`` of it (crossfaded), blends the
+    sample towards ``x0`` by ``fade`` first (edit) and puts ``lead`` back in front (edit)."""
+    n, samples = request.n, int(round(seconds * mel.SAMPLE_RATE))
     frames = _frames(samples)
-    padded = None
-    if given is not None:
-        padded = torch.zeros(frames * mel.HOP)
-        padded[: min(given.shape[0], padded.shape[0])] = given[: padded.shape[0]]
-    cond = {k: v.to(device) for k, v in encode_prompts(encoder, [request.prompt or ""] * n).items()}
-    uncond = {k: v.to(device) for k, v in encode_prompts(encoder, [""] * n).items()}
-    guidance = DEFAULT_GUIDANCE if request.prompt else 1.0
-    constraints, keep_samples, keep_frames, fade = [], None, None, None
-    if task in ("continue", "edit"):
-        keep_samples = torch.zeros(frames * mel.HOP)
-        if task == "continue":
-            keep_samples[: given.shape[0]] = 1
-        else:
-            keep_samples[:] = 1     # the padding past the clip too: it is trimmed, and no join is made there
-            keep_samples[int(round(start * mel.SAMPLE_RATE)):int(round(end * mel.SAMPLE_RATE))] = 0
-        keep_frames = _kept_frames(keep_samples, frames).to(device)
-        x0 = mel.encode(padded[None]).to(device).expand(n, -1, -1)
-        constraints.append(polydiff.Replacement(x0, keep_frames[None, None], resample=options["resample"]))
-        if task == "edit":
-            fade = _taper(keep_frames, EDIT_TAPER)[None, None]
-    elif task == "style":
-        x0 = mel.encode(padded[None]).to(device).expand(n, -1, -1)
-        constraints.append(polydiff.SDEdit(x0, request.strength or DEFAULT_STYLE_STRENGTH))
-    elif task == "denoise":
-        level = options["noise_level"] or estimate_noise(padded)
-        x0 = subtract_noise(padded, level).to(device).expand(n, -1, -1)
-        constraints.append(polydiff.SDEdit(x0, request.strength or DEFAULT_DENOISE_STRENGTH))
-        info["noise_level"] = level
+    cond, uncond = context.condition(NAME, [request.prompt] * n)
     seeds = [request.seed + i for i in range(n)]
+    lead = torch.zeros(0) if lead is None else lead
 
     def decode(x):
         given_stft = None if padded is None else mel.stft(padded[None], x.shape[-1])
@@ -185,8 +150,84 @@ def plan(request, context) -> polydiff.Plan:
             waves = ramp * padded + (1 - ramp) * waves.clamp(-1, 1)
         return [torch.cat([lead, w[:samples].clamp(-1, 1)]) for w in waves]
 
-    return polydiff.Plan(shape=(mel.N_MELS, frames), cond=cond, uncond=uncond, constraints=constraints,
-                         guidance=guidance, decode=decode, info=info)
+    return polydiff.Plan(shape=(mel.N_MELS, frames), cond=cond, uncond=uncond, constraints=list(constraints),
+                         guidance=DEFAULT_GUIDANCE if request.prompt else 1.0, decode=decode,
+                         info={"task": request.task, "seconds": seconds, **(info or {})})
+
+
+def _encoded(padded: torch.Tensor, request, context) -> torch.Tensor:
+    return mel.encode(padded[None]).to(context.device).expand(request.n, -1, -1)
+
+
+def generate(request, context) -> polydiff.Plan:
+    seconds = request.options["seconds"]
+    _check_budget(request, seconds)
+    return _plan(request, context, seconds)
+
+
+def continue_(request, context) -> polydiff.Plan:
+    given = _given(request)
+    seconds = request.options["seconds"] or given.shape[0] / mel.SAMPLE_RATE + 1.0
+    if seconds * mel.SAMPLE_RATE <= given.shape[0]:
+        raise polydiff.InvalidInputError(
+            f"seconds: continue makes the clip longer; {seconds:g} s is not more than the given "
+            f"{given.shape[0] / mel.SAMPLE_RATE:g} s")
+    _check_budget(request, seconds)
+    frames = _frames(int(round(seconds * mel.SAMPLE_RATE)))
+    padded = _canvas(given, frames)
+    keep_samples = torch.zeros(frames * mel.HOP)
+    keep_samples[: given.shape[0]] = 1
+    keep_frames = _kept_frames(keep_samples, frames).to(context.device)
+    x0 = _encoded(padded, request, context)
+    keep = polydiff.Replacement(x0, keep_frames[None, None], resample=request.options["resample"])
+    return _plan(request, context, seconds, keep, padded=padded, keep_samples=keep_samples,
+                 keep_frames=keep_frames)
+
+
+def edit(request, context) -> polydiff.Plan:
+    options, given = request.options, _given(request)
+    _check_budget(request, given.shape[0] / mel.SAMPLE_RATE)
+    start, end = _span(options, given.shape[0])
+    info = {"seconds": given.shape[0] / mel.SAMPLE_RATE, "start": start, "end": end}
+    # every training clip starts its sound at the start, so on the whole clip's canvas a span
+    # at 0.8 s came out as a note's tail (a bell: near silence); a canvas that starts just
+    # before the span lets the new sound begin there. attack=False keeps the whole canvas,
+    # for a variation that continues the sound around the span.
+    cut = max(0, int(start * mel.SAMPLE_RATE) - EDIT_LEAD) // mel.HOP * mel.HOP if options["attack"] else 0
+    lead, given = given[:cut], given[cut:]
+    start, end = start - cut / mel.SAMPLE_RATE, end - cut / mel.SAMPLE_RATE
+    seconds = given.shape[0] / mel.SAMPLE_RATE
+    frames = _frames(int(round(seconds * mel.SAMPLE_RATE)))
+    padded = _canvas(given, frames)
+    keep_samples = torch.ones(frames * mel.HOP)   # the padding past the clip too: it is trimmed
+    keep_samples[int(round(start * mel.SAMPLE_RATE)):int(round(end * mel.SAMPLE_RATE))] = 0
+    keep_frames = _kept_frames(keep_samples, frames).to(context.device)
+    x0 = _encoded(padded, request, context)
+    keep = polydiff.Replacement(x0, keep_frames[None, None], resample=options["resample"])
+    plan = _plan(request, context, seconds, keep, padded=padded, keep_samples=keep_samples,
+                 keep_frames=keep_frames, fade=_taper(keep_frames, EDIT_TAPER)[None, None], x0=x0,
+                 lead=lead, info=info)
+    return plan
+
+
+def style(request, context) -> polydiff.Plan:
+    given = _given(request)
+    seconds = given.shape[0] / mel.SAMPLE_RATE
+    _check_budget(request, seconds)
+    padded = _canvas(given, _frames(int(round(seconds * mel.SAMPLE_RATE))))
+    change = polydiff.SDEdit(_encoded(padded, request, context), request.options["strength"])
+    return _plan(request, context, seconds, change, padded=padded)
+
+
+def denoise(request, context) -> polydiff.Plan:
+    given = _given(request)
+    seconds = given.shape[0] / mel.SAMPLE_RATE
+    _check_budget(request, seconds)
+    padded = _canvas(given, _frames(int(round(seconds * mel.SAMPLE_RATE))))
+    level = request.options["noise_level"] or estimate_noise(padded)
+    x0 = subtract_noise(padded, level).to(context.device).expand(request.n, -1, -1)
+    change = polydiff.SDEdit(x0, request.options["strength"])
+    return _plan(request, context, seconds, change, padded=padded, info={"noise_level": level})
 
 
 def estimate_noise(wave: torch.Tensor) -> float:
@@ -205,8 +246,6 @@ def subtract_noise(wave: torch.Tensor, level: float) -> torch.Tensor:
 def _span(options, length: int) -> tuple[float, float]:
     start, end = options["start"], options["end"]
     seconds = length / mel.SAMPLE_RATE
-    if start is None or end is None:
-        raise polydiff.InvalidInputError("start, end: the edit task needs --start and --end (seconds)")
     if not start < end:
         raise polydiff.InvalidInputError(f"start, end: start ({start:g} s) must be before end ({end:g} s)")
     if end > seconds + 1e-9:
@@ -240,14 +279,30 @@ def _taper(keep: torch.Tensor, width: int) -> torch.Tensor:
     return soft
 
 
-def examples(task: str) -> dict:
-    """Small valid generate() arguments for each task (run by the conformance kit)."""
-    t = np.arange(16000) / 16000
-    clip = (0.5 * np.sin(2 * np.pi * 440 * t) * np.minimum(1, (1 - t) * 10)).astype(np.float32)
-    return {
-        "generate": {"prompt": "a sine playing A4", "seconds": 1.0, "steps": 2},
-        "continue": {"prompt": "a sine playing A4", "init": clip, "seconds": 1.5, "steps": 2},
-        "edit": {"prompt": "a bell playing C5", "init": clip, "start": 0.25, "end": 0.75, "steps": 2},
-        "style": {"prompt": "organ", "init": clip, "strength": 0.5, "steps": 2},
-        "denoise": {"init": clip + 0.01 * np.sin(np.arange(16000) * 1.7).astype(np.float32), "steps": 2},
-    }[task]
+def _clip(seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * mel.SAMPLE_RATE)) / mel.SAMPLE_RATE
+    return (0.5 * np.sin(2 * np.pi * 440 * t) * np.minimum(1, (1 - t) * 10)).astype(np.float32)
+
+
+def _noisy_clip() -> np.ndarray:
+    return _clip() + 0.01 * np.sin(np.arange(mel.SAMPLE_RATE) * 1.7).astype(np.float32)
+
+
+TASKS = [
+    polydiff.Task("generate", "text to a clip (prompt, --seconds, default 2)", generate,
+                  options=GenerateOptions, example={"prompt": "a sine playing A4", "seconds": 1.0, "steps": 2}),
+    polydiff.Task("continue", "extend --init to --seconds in total (default: 1 s more), guided by the prompt",
+                  continue_, options=ContinueOptions, needs=("init",),
+                  example=lambda: {"prompt": "a sine playing A4", "init": _clip(), "seconds": 1.5, "steps": 2}),
+    polydiff.Task("edit", "regenerate --start..--end seconds of --init from the prompt, keeping the rest "
+                  "(--attack false: continue the sound around the span)", edit, options=EditOptions,
+                  needs=("init",),
+                  example=lambda: {"prompt": "a bell playing C5", "init": _clip(), "start": 0.25, "end": 0.75,
+                                   "steps": 2}),
+    polydiff.Task("style", "SDEdit: the notes of --init played as the prompt says (--strength in (0, 1])",
+                  style, options=StyleOptions, needs=("init",),
+                  example=lambda: {"prompt": "organ", "init": _clip(), "strength": 0.5, "steps": 2}),
+    polydiff.Task("denoise", "clean a noisy --init (--strength: how much to regenerate, default 0.3)",
+                  denoise, options=DenoiseOptions, needs=("init",),
+                  example=lambda: {"init": _noisy_clip(), "steps": 2}),
+]

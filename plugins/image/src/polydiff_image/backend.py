@@ -23,21 +23,11 @@ from .unet import UNet
 
 WEIGHTS_DIR = Path(__file__).with_name("weights") / "shapes-unet"
 TEXT_ENCODER = "minilm"
+TOKENS = 16  # the whole prompt plus up to 15 words (captions use at most 9)
 RECIPE = dict(steps=4000, batch_size=64, lr=1e-3, weight_decay=0.0, ema_decay=0.999,
               prediction="v", schedule="vp-cosine", cond_dropout=0.1, grad_clip=1.0, seed=0,
               log_every=50, checkpoint_every=250, autocast="bf16")
 ARCH = dict(channels=32, mults=(1, 2, 2), blocks=2, cond_dim=384, dropout=0.0)
-
-
-def require_text_encoder():
-    if TEXT_ENCODER not in polydiff.components().encoders:
-        raise polydiff.PluginError(f"the image plugin needs the {TEXT_ENCODER!r} text encoder: "
-                                   "polydiff plugins install text")
-
-
-def text_encoder(device="cpu"):
-    require_text_encoder()
-    return polydiff.components().encoders[TEXT_ENCODER].load(device)
 
 
 def to_model(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -49,30 +39,21 @@ def from_model(x: torch.Tensor) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1) / 2)
 
 
-TOKENS = 16  # the whole prompt plus up to 15 words (captions use at most 9)
-
-
-def encode_prompts(encoder, prompts) -> dict:
-    """The model's condition: the text encoder's sentence + per-word tokens (see
-    ``word_tokens`` of the minilm encoder), which let the model tell "left" from "right"."""
-    return encoder.word_tokens(prompts, TOKENS)
-
-
-def draw(batch_size: int, seed: int):
+def draw(batch_size: int, seed: int) -> tuple[torch.Tensor, list[str]]:
     """One training batch from one seed: images in model space and their captions."""
     images, captions, _ = data.batch(batch_size, seed)
     return to_model(images), captions
 
 
-def train(out=None, progress=True, **overrides):
+def train(out=None, progress=True, **overrides) -> Path:
     config = polydiff.TrainConfig(**{**RECIPE, **overrides, "out": Path(out or WEIGHTS_DIR),
                                      "progress": progress})
-    encoder = text_encoder()
-    source = polydiff.CaptionedData(draw, data.all_captions(), lambda c: encode_prompts(encoder, c))
+    encoder = polydiff.load_encoder(TEXT_ENCODER)
+    source = polydiff.CaptionedData(draw, data.all_captions(), lambda c: encoder.encode(c, max_tokens=TOKENS))
     model = UNet(**ARCH)
     trainer = polydiff.Trainer(model, config, source, null_cond=source.null_cond, model_config=model.config)
     return trainer.fit()
 
 
-def load(device, folder=None):
+def load(device, folder=None) -> polydiff.LoadedModel:
     return polydiff.load_trained(folder or WEIGHTS_DIR, UNet, device)

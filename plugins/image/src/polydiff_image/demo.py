@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from . import data
-from .images import grid
+from .io import grid
 
 PROMPTS = ["a red circle", "a large blue square on the left", "a small yellow triangle at the top",
            "a green circle on the right", "a purple square at the bottom", "a white triangle",

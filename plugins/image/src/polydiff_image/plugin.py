@@ -1,25 +1,17 @@
-"""Registers the image modality and its backend. Uses only polydiff's public API; the text
-encoder comes from the registry by name (``minilm``, from polydiff-text)."""
+"""Registers the image modality and its backend (the hook implementations only). Prompts are
+encoded by the ``minilm`` condition encoder of polydiff-text, asked for by name."""
 import polydiff
-
-TASKS = {
-    "generate": "text to image (prompt, n, guidance)",
-    "inpaint": "regenerate the white part of --mask in --init, guided by the prompt",
-    "img2img": "SDEdit: change --init towards the prompt (--strength in (0, 1])",
-    "super-resolution": "8x8 or 16x16 --init -> 32x32, consistent with the input",
-    "denoise": "remove Gaussian noise from --init (--noise-level, or estimated)",
-}
 
 
 @polydiff.hookimpl
 def register_modalities(register):
-    from . import demo, evaluate, images, tasks
+    from . import demo, evaluate, io, tasks
 
     register(polydiff.Modality(
         name="image", description="32x32 RGB images of coloured shapes, from text prompts",
-        tasks=TASKS, plan=tasks.plan, write=images.write, default_backend="shapes-unet",
-        formats=("png",), options=tasks.ImageOptions, max_elements=256 * 3 * 32 * 32,
-        evaluate=evaluate.run, demo=demo.run, examples=tasks.examples))
+        tasks=tasks.TASKS, write=io.write, read=io.read, formats=("png",), tolerance=1 / 255,
+        default_backend="shapes-unet", max_elements=256 * 3 * 32 * 32,
+        evaluate=evaluate.run, demo=demo.run))
 
 
 @polydiff.hookimpl

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 DIM = 384
+OUTPUTS = ("sentence", "tokens", "mask")  # what encode() returns, declared to polydiff
 
 
 def model_dir() -> Path:
@@ -52,12 +53,13 @@ class MiniLM:
                 self.cache[p] = e
         return torch.stack([self.cache[p] for p in prompts])
 
-    def word_tokens(self, prompts, max_tokens: int = 16, pattern: str = r"[a-z]+") -> dict:
-        """``{"tokens": [n, max_tokens, 384], "mask": [n, max_tokens]}``: each prompt's sentence
-        embedding followed by the embedding of each of its words (``pattern`` over the lower-cased
-        prompt) on its own. In context MiniLM gives "left" and "right" nearly the same vector
-        (cosine 0.99); alone they differ (0.41), so a model can tell them apart, while the leading
-        sentence vector keeps paraphrases close."""
+    def encode(self, prompts, max_tokens: int = 16, pattern: str = r"[a-z]+") -> dict:
+        """The declared condition (``OUTPUTS``): ``{"sentence": [n, 384], "tokens": [n,
+        max_tokens, 384], "mask": [n, max_tokens]}``. ``tokens`` is each prompt's sentence
+        embedding followed by the embedding of each of its words (``pattern`` over the
+        lower-cased prompt) on its own. In context MiniLM gives "left" and "right" nearly the
+        same vector (cosine 0.99); alone they differ (0.41), so a model can tell them apart, while
+        the leading sentence vector keeps paraphrases close."""
         import re
 
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -71,7 +73,7 @@ class MiniLM:
             tokens[i, 0], mask[i, : len(ws) + 1] = sentences[i], 1.0
             for j, w in enumerate(ws, start=1):
                 tokens[i, j] = table[w]
-        return {"tokens": tokens, "mask": mask}
+        return {"sentence": sentences, "tokens": tokens, "mask": mask}
 
     def null(self, n: int = 1) -> torch.Tensor:
         """The embedding of the empty prompt, used as the unconditional branch."""

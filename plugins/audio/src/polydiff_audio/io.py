@@ -12,7 +12,7 @@ import torch
 from .mel import SAMPLE_RATE
 
 
-def read(value, field: str, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+def read_audio(value, field: str, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """Mono float32 [samples] at SAMPLE_RATE from a path (any rate soundfile reads; channels
     are averaged) or an array ([samples], or [channels, samples] / [samples, channels]) given
     at ``sample_rate``. Errors name ``field``."""
@@ -88,6 +88,6 @@ def write(outputs, folder, request) -> list[Path]:
     return [p for i, wave in enumerate(outputs) for p in save(Path(folder) / f"{request.task}-{i:03d}.wav", wave)]
 
 
-def read_files(files) -> list[torch.Tensor]:
+def read(files) -> list[torch.Tensor]:
     """The inverse of ``write``: the waveform of each written WAV (PNGs are skipped)."""
-    return [read(p, str(p)) for p in files if Path(p).suffix.lower() == ".wav"]
+    return [read_audio(p, str(p)) for p in files if Path(p).suffix.lower() == ".wav"]

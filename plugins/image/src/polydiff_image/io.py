@@ -1,4 +1,4 @@
-"""Reading user images (PNG/JPEG paths or arrays) and writing PNGs."""
+"""Image files: user inputs (PNG/JPEG paths or arrays) read, samples written as PNG and read back."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import polydiff
 import torch
 
 
-def read(value, field: str) -> torch.Tensor:
+def read_image(value, field: str) -> torch.Tensor:
     """An image as float [3, H, W] in [0, 1] from a path or an array (HxWx3/HxW uint8 or float
     in [0, 1], or 3xHxW); errors name ``field``."""
     if isinstance(value, (str, Path)):
@@ -67,3 +67,9 @@ def write(outputs, folder, request) -> list[Path]:
         Image.fromarray(grid(outputs)).save(folder / "grid.png")
         paths.append(folder / "grid.png")
     return paths
+
+
+def read(files) -> list[torch.Tensor]:
+    """The samples ``write`` saved, in order (the inverse of ``write``; grid.png is left out)."""
+    samples = sorted(Path(f) for f in files if Path(f).suffix == ".png" and Path(f).name != "grid.png")
+    return [read_image(path, path.name) for path in samples]
