@@ -57,7 +57,30 @@ def _split_extra(args) -> tuple[str | None, dict]:
     return prompt, options
 
 
-@cli.command(context_settings=dict(ignore_unknown_options=True))
+class GenerateCommand(click.Command):
+    """``generate MODALITY --help`` also lists that modality's tasks and their options."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta["polydiff.words"] = [a for a in args if not a.startswith("-")]
+        return super().parse_args(ctx, args)
+
+    def format_epilog(self, ctx, formatter):
+        from ..registries import components
+
+        words = ctx.meta.get("polydiff.words") or []
+        modality = components().modalities.get(words[0]) if words else None
+        if modality is None:
+            formatter.write_paragraph()
+            formatter.write_text("`polydiff generate MODALITY --help` lists the modality's tasks and options.")
+            return
+        from .tasks import tasks_text
+
+        formatter.write_paragraph()
+        formatter.write(f"Tasks of {modality.name} (--task NAME) and their options:\n")
+        formatter.write("".join(f"  {line}\n" for line in tasks_text(modality).splitlines()))
+
+
+@cli.command(cls=GenerateCommand, context_settings=dict(ignore_unknown_options=True))
 @click.argument("modality")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("-n", "n", type=int, default=1, show_default=True, help="number of samples")
@@ -69,15 +92,14 @@ def _split_extra(args) -> tuple[str | None, dict]:
 @click.option("--seed", type=int, help="sample i uses seed + i (random if omitted; recorded)")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--backend", help="denoiser backend (default: the modality's)")
-@click.option("--init", help="input file for editing tasks")
-@click.option("--mask", help="mask file for inpainting-like tasks")
-@click.option("--strength", type=float, help="SDEdit strength in (0, 1]")
+@click.option("--init", help="input file, for the tasks that need one")
+@click.option("--mask", help="mask file, for the tasks that need one")
 @click.option("-o", "--out", default="out", show_default=True, help="output folder")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def generate(modality, args, out, quiet, **fields):
     """Generate or edit samples: MODALITY [PROMPT] [--OPTION VALUE ...].
 
-    Options this command does not know (``--seconds 2``) are the modality's own options.
+    Options this command does not know (``--seconds 2``) are the task's own options.
     """
     from ..generation import generate as run_generate
 
@@ -115,8 +137,23 @@ def modalities():
     from ..registries import components
 
     c = components()
-    _table([(n, ", ".join(m.tasks), m.default_backend, c.modalities.origin[n])
+    _table([(n, ", ".join(m.task_names), m.default_backend, c.modalities.origin[n])
             for n, m in sorted(c.modalities.items())], ("name", "tasks", "backend", "plugin"))
+
+
+@cli.command()
+@click.argument("modality")
+@click.option("--json", "as_json", is_flag=True, help="each task's JSON schema (needs, options)")
+def tasks(modality, as_json):
+    """A modality's tasks, the inputs each needs and its options."""
+    from ..registries import components
+    from .tasks import tasks_text
+
+    mod = components().modalities.get_named(modality)
+    if as_json:
+        click.echo(json.dumps([t.schema() for t in mod.tasks], indent=2))
+    else:
+        click.echo(tasks_text(mod))
 
 
 @cli.command()
