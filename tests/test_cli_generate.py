@@ -14,7 +14,7 @@ def test_generate_writes_files_and_metadata(tmp_path):
     run = polydiff("generate", "points2d", "east", "-n", "3", "--seed", "0", "--steps", "4",
                    "-o", "out", "--quiet", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metadata.json", "points.csv", "points.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metadata.json", "points.csv", "points.svg"]
 
 
 def test_modality_options_pass_through(tmp_path):
@@ -31,7 +31,7 @@ def test_modality_options_pass_through(tmp_path):
     (["generate", "points2d", "--steps", "0"], "steps"),
     (["generate", "points2d", "-n", "100000"], "n:"),
     (["generate", "points2d", "--strength", "2"], "strength"),
-    (["generate", "points2d", "--colour", "red"], "colour: unknown option"),
+    (["generate", "points2d", "--colour", "red"], "colour: not an option of points2d's generate task"),
     (["generate", "points2d", "mars"], "prompt"),
 ])
 def test_mistakes_exit_nonzero_with_one_line_and_no_files(tmp_path, args, needle):

@@ -21,8 +21,8 @@ from polydiff.cli.scaffold import names_for, new_plugin
 TEMPLATE = Path(__import__("polydiff.cli.scaffold", fromlist=["x"]).__file__).with_name("template")
 EXPECTED = [".gitignore", "README.md", "pyproject.toml", "src/polydiff_myplug/__init__.py",
             "src/polydiff_myplug/backend.py", "src/polydiff_myplug/data.py",
-            "src/polydiff_myplug/encoders.py", "src/polydiff_myplug/modality.py",
-            "src/polydiff_myplug/plugin.py", "tests/test_polydiff_myplug.py"]
+            "src/polydiff_myplug/encoders.py", "src/polydiff_myplug/io.py",
+            "src/polydiff_myplug/plugin.py", "src/polydiff_myplug/tasks.py", "tests/test_polydiff_myplug.py"]
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +70,14 @@ def test_writes_a_complete_project(tmp_path):
     assert project["project"]["entry-points"]["polydiff"] == {"myplug": "polydiff_myplug.plugin"}
     assert any(d.startswith("polydiff>=") for d in project["project"]["dependencies"])
     plugin = (folder / "src/polydiff_myplug/plugin.py").read_text()
-    assert 'MODALITY = "myplug"' in plugin and plugin.count("\n@polydiff.hookimpl\n") == 3
+    assert plugin.count("\n@polydiff.hookimpl\n") == 3
+    assert 'MODALITY = "myplug"' in (folder / "src/polydiff_myplug/data.py").read_text()
     assert 'check_plugin("myplug")' in (folder / "tests/test_polydiff_myplug.py").read_text()
 
 
 def test_modality_option_names_the_modality(tmp_path):
     folder = new_plugin("sea-level", modality="tides", parent=tmp_path)
-    assert 'MODALITY = "tides"' in (folder / "src/polydiff_sea_level/plugin.py").read_text()
+    assert 'MODALITY = "tides"' in (folder / "src/polydiff_sea_level/data.py").read_text()
     assert 'sea-level = "polydiff_sea_level.plugin"' in (folder / "pyproject.toml").read_text()
 
 
