@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import PluginError
+
+if TYPE_CHECKING:  # the plan function's second argument; importing it here would load pydantic
+    from .generation import Context
 
 
 @dataclass
@@ -30,26 +33,6 @@ class Plan:
     guidance: float = 1.0                  # the task's default guidance scale
     steps: int = 20                        # the task's default number of steps
     info: dict = field(default_factory=dict)      # extra metadata (e.g. evaluator hints)
-
-
-class Context(Protocol):
-    """What a task's ``plan`` is given besides the request (core's ``polydiff.generation.Context``)."""
-
-    request: Any
-    device: str
-    modality: Modality
-    task: Task
-    backend: Backend
-
-    def model(self) -> LoadedModel:
-        """The backend's network, loaded once per process and device."""
-
-    def encoder(self, name: str) -> Any:
-        """A registered encoder, loaded once per process and device."""
-
-    def condition(self, encoder: str, prompts: list[str], **options: Any) -> tuple[dict, dict]:
-        """``(cond, uncond)`` on the device: the condition encoder's ``encode`` of ``prompts``
-        and of as many empty prompts, cached per prompt."""
 
 
 INPUTS = ("init", "mask")  # request fields a task may need; core rejects them for other tasks

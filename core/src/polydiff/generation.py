@@ -11,7 +11,7 @@ import random
 from collections import OrderedDict
 from typing import Any
 
-from .contract import Plan  # noqa: F401  (re-exported: polydiff.Plan)
+from .contract import LoadedModel
 from .errors import InvalidInputError
 from .request import GenerateRequest
 
@@ -19,10 +19,10 @@ CONDITION_CACHE = 4096  # prompts whose encodings are kept per process (per enco
 
 
 class Context:
-    """What a task's ``plan`` gets besides the request: the resolved device, the modality,
-    task and backend, and loaders that cache across calls (see ``polydiff.contract.Context``)."""
+    """What a task's ``plan(request, context)`` gets besides the request: the resolved device,
+    the modality, task and backend, and loaders that cache across calls."""
 
-    def __init__(self, request: GenerateRequest, progress: bool = False):
+    def __init__(self, request: GenerateRequest, progress: bool = False) -> None:
         from .registries import components
 
         self.components = components()
@@ -37,7 +37,7 @@ class Context:
         """A registered encoder, loaded once per process and device."""
         return _load_encoder(name, self.device)
 
-    def model(self):
+    def model(self) -> LoadedModel:
         """The backend's ``LoadedModel``, loaded once per process and device."""
         return _load_backend(self.backend.name, self.device)
 
