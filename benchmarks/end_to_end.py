@@ -60,11 +60,9 @@ def setup(device, batch):
     from polydiff_image import backend
 
     loaded = backend.load(str(device))
-    encoder = polydiff.components().encoders["minilm"].load(str(device))
-    if hasattr(backend, "encode_prompts"):  # the plugin's own prompt conditioning (a dict of tensors)
-        cond = backend.encode_prompts(encoder, [PROMPT] * batch)
-        return loaded, {k: v.to(device) for k, v in cond.items()}
-    return loaded, encoder([PROMPT]).to(device).expand(batch, -1).contiguous()
+    encoder = polydiff.load_encoder(backend.TEXT_ENCODER, str(device))
+    cond = encoder.encode([PROMPT] * batch, max_tokens=backend.TOKENS)  # what the image plugin plans
+    return loaded, {k: v.to(device) for k, v in cond.items()}
 
 
 def initial_state(schedule, batch, device):
