@@ -198,3 +198,27 @@ def test_function_operator_dps_reduces_the_residual():
     r_free, r_dps = (fn(free) - y).abs().mean().item(), (fn(dps) - y).abs().mean().item()
     # Measured over five seeds: 0.33 with DPS against 0.60-0.65 without: require 30 % less.
     assert torch.isfinite(dps).all() and r_dps < 0.7 * r_free, (r_dps, r_free)
+
+
+# -- FromNoisy ----------------------------------------------------------------------------------
+
+def test_from_noisy_samples_the_exact_posterior_given_the_noisy_input():
+    """y = x0 + s n is x_t / alpha where sigma / alpha = s, so an ancestral run from there draws
+    p(x0 | y): here its mode weights and within-mode means have a closed form."""
+    gm, s = _two_modes(), 1.0
+    y = torch.tensor([0.4, 0.4], dtype=torch.float64)
+    var = gm.std**2 + s**2                                            # p(y | mode k) = N(mu_k, var I)
+    logits = gm.weights.log() - ((y - gm.means) ** 2).sum(1) / (2 * var)
+    weights = torch.softmax(logits, 0)
+    means = gm.means + (gm.std**2 / var)[:, None] * (y - gm.means)    # E[x0 | y, mode k]
+    start = polydiff.FromNoisy(y.expand(N, 2), s, gm.schedule)
+    x = polydiff.sample(gm, (N, 2), sampler="ddpm", steps=200, spacing="uniform", seed=0,
+                        dtype=torch.float64, constraints=[start])
+    second = torch.cdist(x, gm.means).argmin(1) == 1   # sd of the fraction: 0.008
+    assert abs(second.double().mean() - weights[1]) < 0.03, (second.double().mean(), weights)
+    assert (x[second].mean(0) - means[1]).norm() < 0.1 and (x[~second].mean(0) - means[0]).norm() < 0.1
+
+
+def test_from_noisy_rejects_a_level_that_is_not_positive():
+    with pytest.raises(polydiff.InvalidInputError, match="noise level"):
+        polydiff.FromNoisy(torch.zeros(2), 0.0, components().schedules["vp-cosine"])

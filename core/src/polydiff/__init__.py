@@ -19,7 +19,8 @@ _LAZY = {
     "as_denoiser": "denoisers", "guided": "denoisers", "x0_from": "denoisers", "target_for": "denoisers",
     "sample": "loop", "build_grid": "loop",
     # editing
-    "Constraint": "editing", "Replacement": "editing", "SDEdit": "editing", "Measurement": "editing",
+    "Constraint": "editing", "Replacement": "editing", "SDEdit": "editing", "FromNoisy": "editing",
+    "Measurement": "editing",
     "Operator": "editing", "MaskOperator": "editing", "LinearOperator": "editing",
     "FunctionOperator": "editing",
     # generation

@@ -7,6 +7,8 @@ fix up the final sample (``finish``). Three mechanisms cover the editing tasks o
 * ``Replacement`` – known values + mask, re-noised to the current level (inpainting,
   continuation, frame prediction, infilling), with RePaint-style resampling.
 * ``SDEdit`` – start from a noised version of an input (img2img, style transfer).
+* ``FromNoisy`` – start from a noisy input itself, at the time whose noise level matches its
+  own (denoising).
 * ``Measurement`` – consistency with ``y = A(x) + n``: projection when the operator has one,
   else a DPS-style gradient step through the denoiser (super-resolution, MRI, deblurring).
 """
@@ -99,6 +101,22 @@ class SDEdit(Constraint):
 
     def start(self, z, grid):
         return grid.alpha[0] * self.init + grid.sigma[0] * z
+
+
+class FromNoisy(Constraint):
+    """Denoising: an input ``y = x + s n`` *is* ``x_t / alpha`` at the time where
+    ``sigma / alpha = s``, so the run starts there from ``alpha * y``, adding no noise.
+    ``noise_level`` is ``s`` in model-space units; ``schedule`` is the model's."""
+
+    def __init__(self, noisy: torch.Tensor, noise_level: float, schedule):
+        if not float(noise_level) > 0.0:
+            raise InvalidInputError(f"noise level must be positive, got {noise_level}")
+        lam = torch.tensor(-math.log(float(noise_level)), dtype=torch.float64)
+        self.noisy = noisy
+        self.t_start = min(float(schedule.t_of_lam(lam)) / schedule.t_max, 1.0)
+
+    def start(self, z, grid):
+        return grid.alpha[0] * self.noisy
 
 
 class Operator:

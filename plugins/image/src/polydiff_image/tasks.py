@@ -33,17 +33,6 @@ class DenoiseOptions(BaseModel):
                                       description="noise std in [0, 1] pixel units (estimated if omitted)")
 
 
-class StartFromNoisy(polydiff.Constraint):
-    """Denoising: a noisy image y = x + s n *is* x_t (scaled by alpha) at the time where
-    sigma/alpha = s, so the run starts there from y itself, adding no noise."""
-
-    def __init__(self, noisy: torch.Tensor, t_fraction: float):
-        self.noisy, self.t_start = noisy, t_fraction
-
-    def start(self, z, grid):
-        return grid.alpha[0] * self.noisy
-
-
 def estimate_noise(image: torch.Tensor) -> float:
     """Noise std (pixel units) from the median absolute deviation of diagonal pixel
     differences, which flat regions and sharp edges barely move."""
@@ -110,10 +99,8 @@ def denoise(request, context) -> polydiff.Plan:
     noisy = _square(request.init, "init")
     # a clean or flat image estimates as (nearly) noiseless: start at the least noise a pixel holds
     level = request.options["noise_level"] or max(estimate_noise(noisy), MIN_NOISE)
-    schedule = context.model().schedule
-    t = float(schedule.t_of_lam(torch.tensor(-math.log(2 * level), dtype=torch.float64)))
-    start = StartFromNoisy(_batch(noisy, request, context), min(t / schedule.t_max, 1.0))
-    return _plan(request, context, start, guidance=_prompted(request))
+    start = polydiff.FromNoisy(_batch(noisy, request, context), 2 * level, context.model().schedule)
+    return _plan(request, context, start, guidance=_prompted(request))   # 2: pixels -> [-1, 1]
 
 
 def _image():
