@@ -23,9 +23,6 @@ from .encoders import NAME
 from .io import read_audio
 
 DEFAULT_GUIDANCE = 1.5
-DEFAULT_SECONDS = 2.0
-DEFAULT_STYLE_STRENGTH = 0.9
-DEFAULT_DENOISE_STRENGTH = 0.3
 OVERSUBTRACT = 1.5            # denoise: subtract this many times the estimated noise floor
 MAX_SECONDS_PER_CALL = 64.0   # n x seconds: the memory budget (attention along time is quadratic)
 MULTIPLE = 4                  # frame counts the UNet accepts (two halvings)
@@ -36,7 +33,7 @@ EDIT_LEAD = 512               # edit: samples of given audio left on the canvas 
 
 class GenerateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    seconds: float = Field(DEFAULT_SECONDS, gt=0.0, description="output length (s)")
+    seconds: float = Field(2.0, gt=0.0, description="output length (s)")
 
 
 class InputOptions(BaseModel):
@@ -44,25 +41,27 @@ class InputOptions(BaseModel):
     sample_rate: int = Field(mel.SAMPLE_RATE, gt=0, description="rate of an --init given as an array")
 
 
-class ContinueOptions(InputOptions):
-    seconds: float | None = Field(None, gt=0.0, description="total length (default: the input + 1 s)")
+class KeepOptions(InputOptions):
     resample: int = Field(3, ge=1, le=20, description="RePaint resampling count")
 
 
-class EditOptions(InputOptions):
+class ContinueOptions(KeepOptions):
+    seconds: float | None = Field(None, gt=0.0, description="total length (default: the input + 1 s)")
+
+
+class EditOptions(KeepOptions):
     start: float = Field(ge=0.0, description="start of the span to regenerate (s)")
     end: float = Field(gt=0.0, description="end of the span to regenerate (s)")
-    resample: int = Field(3, ge=1, le=20, description="RePaint resampling count")
     attack: bool = Field(True, description="the new sound starts at --start with its own attack; "
                          "false continues the sound around the span instead")
 
 
 class StyleOptions(InputOptions):
-    strength: float = Field(DEFAULT_STYLE_STRENGTH, gt=0.0, le=1.0, description="SDEdit strength")
+    strength: float = Field(0.9, gt=0.0, le=1.0, description="SDEdit strength")
 
 
 class DenoiseOptions(InputOptions):
-    strength: float = Field(DEFAULT_DENOISE_STRENGTH, gt=0.0, le=1.0, description="how much to regenerate")
+    strength: float = Field(0.3, gt=0.0, le=1.0, description="how much to regenerate")
     noise_level: float | None = Field(None, gt=0.0, le=1.0, description="white-noise std (estimated if omitted)")
 
 
@@ -118,11 +117,19 @@ def _given(request) -> torch.Tensor:
     return read_audio(request.init, "init", request.options["sample_rate"])
 
 
-def _canvas(given: torch.Tensor, frames: int) -> torch.Tensor:
-    """The given audio on a canvas of whole frames (zero-padded or cut)."""
-    padded = torch.zeros(frames * mel.HOP)
+def _canvas(given: torch.Tensor, seconds: float) -> torch.Tensor:
+    """The given audio on a canvas of whole frames ``seconds`` long (zero-padded or cut)."""
+    padded = torch.zeros(_frames(int(round(seconds * mel.SAMPLE_RATE))) * mel.HOP)
     padded[: min(given.shape[0], padded.shape[0])] = given[: padded.shape[0]]
     return padded
+
+
+def _whole(request) -> tuple[float, torch.Tensor]:
+    """style and denoise: the given clip's length and its canvas."""
+    given = _given(request)
+    seconds = given.shape[0] / mel.SAMPLE_RATE
+    _check_budget(request, seconds)
+    return seconds, _canvas(given, seconds)
 
 
 def _plan(request, context, seconds: float, *constraints, padded=None, keep_samples=None,
@@ -131,7 +138,6 @@ def _plan(request, context, seconds: float, *constraints, padded=None, keep_samp
     starts from the given audio's phase, keeps ``keep_samples`` of it (crossfaded), blends the
     sample towards ``x0`` by ``fade`` first (edit) and puts ``lead`` back in front (edit)."""
     n, samples = request.n, int(round(seconds * mel.SAMPLE_RATE))
-    frames = _frames(samples)
     cond, uncond = context.condition(NAME, [request.prompt] * n)
     seeds = [request.seed + i for i in range(n)]
     lead = torch.zeros(0) if lead is None else lead
@@ -150,13 +156,24 @@ def _plan(request, context, seconds: float, *constraints, padded=None, keep_samp
             waves = ramp * padded + (1 - ramp) * waves.clamp(-1, 1)
         return [torch.cat([lead, w[:samples].clamp(-1, 1)]) for w in waves]
 
-    return polydiff.Plan(shape=(mel.N_MELS, frames), cond=cond, uncond=uncond, constraints=list(constraints),
-                         guidance=DEFAULT_GUIDANCE if request.prompt else 1.0, decode=decode,
-                         info={"task": request.task, "seconds": seconds, **(info or {})})
+    return polydiff.Plan(shape=(mel.N_MELS, _frames(samples)), cond=cond, uncond=uncond,
+                         constraints=list(constraints), guidance=DEFAULT_GUIDANCE if request.prompt else 1.0,
+                         decode=decode, info={"task": request.task, "seconds": seconds, **(info or {})})
 
 
 def _encoded(padded: torch.Tensor, request, context) -> torch.Tensor:
     return mel.encode(padded[None]).to(context.device).expand(request.n, -1, -1)
+
+
+def _keep(request, context, seconds, padded, keep_samples, taper: int = 0, **decode) -> polydiff.Plan:
+    """continue and edit: the given audio's frames under ``keep_samples`` kept by replacement;
+    ``taper`` frames of fade back into it after sampling (edit)."""
+    keep_frames = _kept_frames(keep_samples, padded.shape[0] // mel.HOP).to(context.device)
+    x0 = _encoded(padded, request, context)
+    keep = polydiff.Replacement(x0, keep_frames[None, None], resample=request.options["resample"])
+    fade = _taper(keep_frames, taper)[None, None] if taper else None
+    return _plan(request, context, seconds, keep, padded=padded, keep_samples=keep_samples,
+                 keep_frames=keep_frames, fade=fade, x0=x0, **decode)
 
 
 def generate(request, context) -> polydiff.Plan:
@@ -173,57 +190,39 @@ def continue_(request, context) -> polydiff.Plan:
             f"seconds: continue makes the clip longer; {seconds:g} s is not more than the given "
             f"{given.shape[0] / mel.SAMPLE_RATE:g} s")
     _check_budget(request, seconds)
-    frames = _frames(int(round(seconds * mel.SAMPLE_RATE)))
-    padded = _canvas(given, frames)
-    keep_samples = torch.zeros(frames * mel.HOP)
+    padded = _canvas(given, seconds)
+    keep_samples = torch.zeros_like(padded)
     keep_samples[: given.shape[0]] = 1
-    keep_frames = _kept_frames(keep_samples, frames).to(context.device)
-    x0 = _encoded(padded, request, context)
-    keep = polydiff.Replacement(x0, keep_frames[None, None], resample=request.options["resample"])
-    return _plan(request, context, seconds, keep, padded=padded, keep_samples=keep_samples,
-                 keep_frames=keep_frames)
+    return _keep(request, context, seconds, padded, keep_samples)
 
 
 def edit(request, context) -> polydiff.Plan:
-    options, given = request.options, _given(request)
+    given = _given(request)
     _check_budget(request, given.shape[0] / mel.SAMPLE_RATE)
-    start, end = _span(options, given.shape[0])
+    start, end = _span(request.options, given.shape[0])
     info = {"seconds": given.shape[0] / mel.SAMPLE_RATE, "start": start, "end": end}
     # every training clip starts its sound at the start, so on the whole clip's canvas a span
     # at 0.8 s came out as a note's tail (a bell: near silence); a canvas that starts just
     # before the span lets the new sound begin there. attack=False keeps the whole canvas,
     # for a variation that continues the sound around the span.
-    cut = max(0, int(start * mel.SAMPLE_RATE) - EDIT_LEAD) // mel.HOP * mel.HOP if options["attack"] else 0
+    cut = max(0, int(start * mel.SAMPLE_RATE) - EDIT_LEAD) // mel.HOP * mel.HOP if request.options["attack"] else 0
     lead, given = given[:cut], given[cut:]
-    start, end = start - cut / mel.SAMPLE_RATE, end - cut / mel.SAMPLE_RATE
     seconds = given.shape[0] / mel.SAMPLE_RATE
-    frames = _frames(int(round(seconds * mel.SAMPLE_RATE)))
-    padded = _canvas(given, frames)
-    keep_samples = torch.ones(frames * mel.HOP)   # the padding past the clip too: it is trimmed
-    keep_samples[int(round(start * mel.SAMPLE_RATE)):int(round(end * mel.SAMPLE_RATE))] = 0
-    keep_frames = _kept_frames(keep_samples, frames).to(context.device)
-    x0 = _encoded(padded, request, context)
-    keep = polydiff.Replacement(x0, keep_frames[None, None], resample=options["resample"])
-    plan = _plan(request, context, seconds, keep, padded=padded, keep_samples=keep_samples,
-                 keep_frames=keep_frames, fade=_taper(keep_frames, EDIT_TAPER)[None, None], x0=x0,
-                 lead=lead, info=info)
-    return plan
+    padded = _canvas(given, seconds)
+    keep_samples = torch.ones_like(padded)   # the padding past the clip too: it is trimmed
+    keep_samples[int(round((start - cut / mel.SAMPLE_RATE) * mel.SAMPLE_RATE)):
+                 int(round((end - cut / mel.SAMPLE_RATE) * mel.SAMPLE_RATE))] = 0
+    return _keep(request, context, seconds, padded, keep_samples, taper=EDIT_TAPER, lead=lead, info=info)
 
 
 def style(request, context) -> polydiff.Plan:
-    given = _given(request)
-    seconds = given.shape[0] / mel.SAMPLE_RATE
-    _check_budget(request, seconds)
-    padded = _canvas(given, _frames(int(round(seconds * mel.SAMPLE_RATE))))
+    seconds, padded = _whole(request)
     change = polydiff.SDEdit(_encoded(padded, request, context), request.options["strength"])
     return _plan(request, context, seconds, change, padded=padded)
 
 
 def denoise(request, context) -> polydiff.Plan:
-    given = _given(request)
-    seconds = given.shape[0] / mel.SAMPLE_RATE
-    _check_budget(request, seconds)
-    padded = _canvas(given, _frames(int(round(seconds * mel.SAMPLE_RATE))))
+    seconds, padded = _whole(request)
     level = request.options["noise_level"] or estimate_noise(padded)
     x0 = subtract_noise(padded, level).to(context.device).expand(request.n, -1, -1)
     change = polydiff.SDEdit(x0, request.options["strength"])
