@@ -20,6 +20,14 @@ class SeededNoise:
         return self.randn(like.shape[1:])
 
     def randn(self, shape) -> torch.Tensor:
-        rows = [torch.randn(tuple(shape), generator=g, device=self.device, dtype=self.dtype)
-                for g in self.generators]
-        return torch.stack(rows)
+        """Standard normals ``[len(seeds), *shape]``, row i from seed i."""
+        return self._draw(torch.randn, shape)
+
+    def rand(self, shape) -> torch.Tensor:
+        """Uniforms on [0, 1) ``[len(seeds), *shape]``, row i from seed i (e.g. a decoder's
+        random phases: a sample's output stays independent of its batch)."""
+        return self._draw(torch.rand, shape)
+
+    def _draw(self, fn, shape) -> torch.Tensor:
+        return torch.stack([fn(tuple(shape), generator=g, device=self.device, dtype=self.dtype)
+                            for g in self.generators])

@@ -11,7 +11,7 @@ def register_modalities(register):
     register(polydiff.Modality(
         name="audio", description="16 kHz clips of notes, chords and arpeggios on five synthesised instruments",
         tasks=tasks.TASKS, write=io.write, read=io.read, formats=("wav", "png"),
-        default_backend="notes-unet", max_elements=tasks.max_elements(),
+        default_backend="notes-unet",
         evaluate=evaluate.run, demo=demo.run))
 
 

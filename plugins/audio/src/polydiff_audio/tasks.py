@@ -16,7 +16,7 @@ import math
 import numpy as np
 import polydiff
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from . import mel
 from .encoders import NAME
@@ -32,12 +32,10 @@ EDIT_LEAD = 512               # edit: samples of given audio left on the canvas 
 
 
 class GenerateOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     seconds: float = Field(2.0, gt=0.0, description="output length (s)")
 
 
 class InputOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     sample_rate: int = Field(mel.SAMPLE_RATE, gt=0, description="rate of an --init given as an array")
 
 
@@ -70,11 +68,6 @@ def _frames(samples: int) -> int:
     return -(-frames // MULTIPLE) * MULTIPLE
 
 
-def max_elements() -> int:
-    """MAX_SECONDS_PER_CALL as model-space values: the core's backstop for the same budget."""
-    return _frames(int(MAX_SECONDS_PER_CALL * mel.SAMPLE_RATE)) * mel.N_MELS
-
-
 def _check_budget(request, seconds: float):
     total = request.n * seconds
     if total > MAX_SECONDS_PER_CALL:
@@ -83,15 +76,11 @@ def _check_budget(request, seconds: float):
             f"{MAX_SECONDS_PER_CALL:g} s per call; ask for less or split it over several calls")
 
 
-def _angle(given: torch.Tensor | None, frames: int, seeds) -> torch.Tensor:
+def _angle(given: torch.Tensor | None, frames: int, request) -> torch.Tensor:
     """A unit-phase start for Griffin-Lim per sample: random from the sample's seed, replaced by
     the phase of ``given`` (the input's STFT, when there is one) wherever it is not silent."""
-    angles = []
-    for s in seeds:
-        g = torch.Generator().manual_seed(int(s))
-        angles.append(torch.polar(torch.ones(mel.N_FFT // 2 + 1, frames),
-                                  torch.rand(mel.N_FFT // 2 + 1, frames, generator=g) * 2 * math.pi))
-    angle = torch.stack(angles)
+    phase = polydiff.SeededNoise.for_batch(request.seed, request.n).rand((mel.N_FFT // 2 + 1, frames))
+    angle = torch.polar(torch.ones_like(phase), phase * 2 * math.pi)
     if given is not None:
         angle = torch.where(given.abs() > 1e-6, given / given.abs().clamp_min(1e-12), angle)
     return angle
@@ -139,12 +128,11 @@ def _plan(request, context, seconds: float, *constraints, padded=None, keep_samp
     sample towards ``x0`` by ``fade`` first (edit) and puts ``lead`` back in front (edit)."""
     n, samples = request.n, int(round(seconds * mel.SAMPLE_RATE))
     cond, uncond = context.condition(NAME, [request.prompt] * n)
-    seeds = [request.seed + i for i in range(n)]
     lead = torch.zeros(0) if lead is None else lead
 
     def decode(x):
         given_stft = None if padded is None else mel.stft(padded[None], x.shape[-1])
-        angle = _angle(given_stft, x.shape[-1], seeds)
+        angle = _angle(given_stft, x.shape[-1], request)
         if fade is not None:   # edit: the new sound fades back into the given audio in log-mel
             x = fade * x0 + (1 - fade) * x
         magnitude = mel.magnitude(x.float().cpu())
@@ -278,13 +266,10 @@ def _taper(keep: torch.Tensor, width: int) -> torch.Tensor:
     return soft
 
 
-def _clip(seconds: float = 1.0) -> np.ndarray:
-    t = np.arange(int(seconds * mel.SAMPLE_RATE)) / mel.SAMPLE_RATE
-    return (0.5 * np.sin(2 * np.pi * 440 * t) * np.minimum(1, (1 - t) * 10)).astype(np.float32)
-
-
-def _noisy_clip() -> np.ndarray:
-    return _clip() + 0.01 * np.sin(np.arange(mel.SAMPLE_RATE) * 1.7).astype(np.float32)
+def _clip(noise: float = 0.0) -> np.ndarray:
+    """A second of A4 fading out (plus a little tonal noise), for the tasks' examples."""
+    t = np.arange(mel.SAMPLE_RATE) / mel.SAMPLE_RATE
+    return (0.5 * np.sin(2 * np.pi * 440 * t) * np.minimum(1, (1 - t) * 10) + noise * np.sin(t * 27200)).astype(np.float32)
 
 
 TASKS = [
@@ -303,5 +288,5 @@ TASKS = [
                   example=lambda: {"prompt": "organ", "init": _clip(), "strength": 0.5, "steps": 2}),
     polydiff.Task("denoise", "clean a noisy --init (--strength: how much to regenerate, default 0.3)",
                   denoise, options=DenoiseOptions, needs=("init",),
-                  example=lambda: {"init": _noisy_clip(), "steps": 2}),
+                  example=lambda: {"init": _clip(noise=0.01), "steps": 2}),
 ]

@@ -1,13 +1,12 @@
 """One plan per points2d task."""
 import polydiff
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 ENCODER = "points2d-cluster"
 
 
 class InpaintOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     x: float = Field(description="the known x coordinate")
 
 

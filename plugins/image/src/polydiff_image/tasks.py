@@ -6,7 +6,7 @@ import math
 import numpy as np
 import polydiff
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from torch.nn import functional as F
 
 from .backend import TEXT_ENCODER, TOKENS, from_model, to_model
@@ -18,17 +18,14 @@ MIN_NOISE = 0.5 / 255  # denoise: the estimate's floor, the rounding noise of 8-
 
 
 class InpaintOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     resample: int = Field(3, ge=1, le=20, description="RePaint resampling count")
 
 
 class Img2ImgOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     strength: float = Field(0.6, gt=0.0, le=1.0, description="SDEdit strength: how much to change")
 
 
 class DenoiseOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     noise_level: float | None = Field(None, gt=0.0, le=1.0,
                                       description="noise std in [0, 1] pixel units (estimated if omitted)")
 
