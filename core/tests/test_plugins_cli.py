@@ -278,14 +278,19 @@ description = "fine"
 
 
 @pytest.mark.parametrize("entry, needles", [
-    ('distribution = "polydiff-bad"\ndescription = "x"', ["missing field 'source'"]),
+    ('distribution = "polydiff-bad"\ndescription = "x"', ["source: Field required"]),
     ('distribution = "polydiff-bad"\nsource = "plugins/bad"\ndescription = "x"\ntasks = "generate"',
-     ["field 'tasks'"]),
+     ["tasks: Input should be a valid list"]),
     ('distribution = "polydiff-bad"\nsource = "plugins/bad"\ndescription = "x"\nmodalities = [1]',
-     ["field 'modalities.0'"]),
+     ["modalities.0: Input should be a valid string"]),
     ('distribution = "polydiff-bad"\nsorce = "plugins/bad"\ndescription = "x"',
-     ["unknown field 'sorce'", "did you mean 'source'", "missing field 'source'"]),
-    ('distribution = "polydiff bad"\nsource = "plugins/bad"\ndescription = "x"', ["field 'distribution'"]),
+     ["sorce: unknown field; did you mean 'source'?", "source: Field required"]),
+    ('distribution = "polydiff bad"\nsource = "plugins/bad"\ndescription = "x"',
+     ["distribution: 'polydiff bad' is not a valid name"]),
+    ('distribution = "polydiff-bad"\nsource = "x"\ndescription = "x"\nrequires = ["scipy >= 1", "SciPy"]',
+     ["requires: 'SciPy' is listed twice"]),
+    ('distribution = "polydiff-bad"\nsource = "x"\ndescription = "x"\nrequires = ["not a requirement"]',
+     ["requires: 'not a requirement' is neither a plugin's name nor a pip requirement"]),
     ('name = "other"\ndistribution = "polydiff-bad"\nsource = "x"\ndescription = "x"', ["field 'name'"]),
     ('distribution = "polydiff-bad"\nsource = "/abs/bad"\ndescription = "x"', ["relative"]),
 ])
@@ -366,6 +371,159 @@ def test_install_command_for_packages_paths_and_missing_folders(tmp_path):
         *pip, "install", "-c", str(tmp_path / "constraints.txt"), "-e", str(project)]
     with pytest.raises(InvalidInputError, match="not a Python project"):
         install_command(str(tmp_path), catalogue)
+
+
+# --------------------------------------------------------------------------- requires
+
+
+def entry(name: str, requires=(), source=None) -> str:
+    """One catalogue table; a folder source under plugins/ unless ``source`` is given."""
+    return textwrap.dedent(f"""
+        [plugins.{name}]
+        distribution = "polydiff-{name}"
+        source = "{source or f'plugins/{name}'}"
+        requires = {json.dumps(list(requires))}
+        description = "{name}"
+    """)
+
+
+def write_catalogue(folder: Path, *entries: str, folders=True) -> Path:
+    """A catalogue in ``folder`` with a constraints.txt and, for folder sources, the folders."""
+    path = folder / "registry.toml"
+    path.write_text("".join(entries))
+    (folder / "constraints.txt").write_text("")
+    if folders:
+        for table in read_catalogue(path).plugins.values():
+            if table.is_folder:
+                (folder / table.source).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_image_and_audio_require_the_text_plugin():
+    catalogue = read_catalogue()
+    text = catalogue.get("text")
+    for name in ("image", "audio"):
+        entry = catalogue.get(name)
+        assert catalogue.required_plugins(entry) == [text]
+        assert catalogue.pip_requirements(entry) == []
+        assert [e.name for e in catalogue.install_order(name)] == ["text", name]
+    assert catalogue.dependents("text") == ["audio", "image"] and catalogue.dependents("image") == []
+    assert catalogue.install_order("text") == [text]
+
+
+def test_catalogue_requires_match_the_pyprojects():
+    """The polydiff-* dependencies of each folder plugin's pyproject are exactly the catalogue
+    plugins its entry requires, so `pip install` and `polydiff plugins install` agree."""
+    import re
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    catalogue = read_catalogue()
+    for entry in catalogue.plugins.values():
+        if not entry.is_folder:
+            continue
+        project = tomllib.loads((catalogue.source_folder(entry) / "pyproject.toml").read_text())["project"]
+        names = {re.match(r"[A-Za-z0-9._-]+", d).group(0).lower().replace("_", "-")
+                 for d in project.get("dependencies", [])}
+        plugins = {n for n in names if n.startswith("polydiff-")}
+        assert plugins == {p.distribution for p in catalogue.required_plugins(entry)}, entry.name
+        assert project["name"] == entry.distribution
+
+
+def test_install_image_installs_the_text_plugin_first(runner):
+    pip = [sys.executable, "-m", "pip", "install"]
+    constraints = ["-c", str(REPO / "constraints.txt")] if (REPO / "constraints.txt").exists() else []
+    expected = [*pip, *constraints, "-e", str(REPO / "plugins" / "text"), "-e", str(REPO / "plugins" / "image")]
+    assert install_command("image") == expected
+    assert install_command("polydiff-image") == expected
+    result = invoke(runner, "plugins", "install", "image", "--dry-run", "--", "--no-deps")
+    assert result.exit_code == 0, result.output
+    commands = result.stdout.strip().splitlines()
+    assert len(commands) == 1, result.stdout  # one pip command: pip resolves polydiff-text from its folder
+    assert commands[0].endswith("plugins/text -e " + str(REPO / "plugins" / "image") + " --no-deps"), commands
+    assert "image requires text: installing text, image" in result.stderr, result.stderr
+    text_only = invoke(runner, "plugins", "install", "text", "--dry-run")
+    assert text_only.exit_code == 0 and text_only.stdout.strip().endswith("plugins/text"), text_only.output
+    assert "requires" not in text_only.stderr
+
+
+def test_install_order_is_dependencies_first_each_once(tmp_path):
+    path = write_catalogue(
+        tmp_path,
+        entry("top", ["polydiff-left", "right", "numpy>=1.26"]),
+        entry("left", ["polydiff-base", "scipy>=1"]),
+        entry("right", ["polydiff_base", "scipy>=1"], source="polydiff-right>=2"),
+        entry("base"),
+        entry("alone", ["scipy>=1"], source="polydiff-alone==0.3"),
+    )
+    catalogue = read_catalogue(path)
+    assert [e.name for e in catalogue.install_order("top")] == ["base", "left", "right", "top"]
+    assert catalogue.dependents("base") == ["left", "right", "top"]
+    pip = [sys.executable, "-m", "pip", "install", "-c", str(tmp_path / "constraints.txt")]
+    folder = lambda name: str(tmp_path / "plugins" / name)  # noqa: E731
+    assert install_command("top", catalogue, extra=["-q"]) == [
+        *pip, "-e", folder("base"), "-e", folder("left"), "polydiff-right>=2", "-e", folder("top"),
+        "scipy>=1", "numpy>=1.26", "-q"]
+    assert install_command("polydiff-right", catalogue) == [
+        *pip, "-e", folder("base"), "polydiff-right>=2", "scipy>=1"]
+    assert install_command("alone", catalogue) == [*pip, "polydiff-alone==0.3", "scipy>=1"]
+
+
+def test_a_required_plugin_missing_from_the_checkout_is_clear(tmp_path):
+    path = write_catalogue(tmp_path, entry("top", ["base"]), entry("base"), folders=False)
+    (tmp_path / "plugins" / "top").mkdir(parents=True)
+    with pytest.raises(PluginError, match=r"plugin 'base': source folder .*plugins/base.* does not exist"):
+        install_command("top", read_catalogue(path))
+
+
+@pytest.mark.parametrize("tables, needles", [
+    ([entry("a", ["b"]), entry("b", ["polydiff-a"])], ["requires form a cycle: a -> b -> a"]),
+    ([entry("a", ["b"]), entry("b", ["c"]), entry("c", ["b"])], ["requires form a cycle: b -> c -> b"]),
+    ([entry("a", ["a"])], ["requires form a cycle: a -> a"]),
+    ([entry("a", ["polydiff-txet"]), entry("text")],
+     ["plugin 'a': field 'requires': unknown plugin 'polydiff-txet'; did you mean 'polydiff-text'?",
+      "must be a plugin of this catalogue"]),
+    ([entry("a", ["polydiff-b>=1.0"]), entry("b")],
+     ["plugin 'a': field 'requires': 'polydiff-b>=1.0' names the catalogue plugin 'b'; list it alone"]),
+])
+def test_broken_requires_are_one_clear_line(tmp_path, tables, needles):
+    path = tmp_path / "registry.toml"
+    path.write_text("".join(tables))
+    with pytest.raises(InvalidInputError) as info:
+        read_catalogue(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}: invalid plugin catalogue: "), message
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_cli_install_with_a_broken_catalogue_is_one_line(runner, tmp_path, monkeypatch):
+    path = tmp_path / "registry.toml"
+    path.write_text(entry("a", ["b"]) + entry("b", ["a"]))
+    monkeypatch.setattr("polydiff.cli.catalogue.CATALOGUE_PATH", path)
+    for args in (["install", "a", "--dry-run"], ["install", "b"], ["available"]):
+        result = invoke(runner, "plugins", *args)
+        assert result.exit_code == 1, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "requires form a cycle: a -> b -> a" in lines[0], result.output
+        assert result.stdout == ""
+
+
+def test_uninstall_warns_about_plugins_that_need_it(runner):
+    from polydiff.cli.catalogue import installed_version
+
+    needing = [n for n in ("audio", "image") if installed_version(f"polydiff-{n}")]
+    if not needing or not installed_version("polydiff-text"):  # pragma: no cover
+        pytest.skip("the text plugin and a plugin that requires it are not both installed")
+    result = invoke(runner, "plugins", "uninstall", "text", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("uninstall -y polydiff-text")
+    assert f"{', '.join(needing)} require" in result.stderr and "stop working" in result.stderr, result.stderr
+    quiet = invoke(runner, "plugins", "uninstall", needing[0], "--dry-run")  # nothing needs it
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr, quiet.output
 
 
 def test_uninstall_not_installed_is_clear(runner, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import polydiff
 from polydiff import testing as kit
 from polydiff.registries import components
 from polydiff.testing import HostSyncs
-from polydiff.testing.checks import ORDER_STEPS
+from polydiff.testing.samplers import ORDER_STEPS
 
 SAMPLERS = components().samplers
 DETERMINISTIC = [name for name, spec in SAMPLERS.items() if not spec.stochastic]
@@ -135,3 +135,46 @@ def test_schedule_is_monotone_and_invertible(name):
 @pytest.mark.parametrize("schedule", list(SCHEDULES))
 def test_spacing_visits_decreasing_times_from_t_max_to_0(spacing, schedule):
     kit.check_spacing(SPACINGS[spacing], [SCHEDULES[schedule]])
+
+
+# -- (f) one step contract: every sampler ends a step with polydiff.after_step ---------------
+
+@pytest.mark.parametrize("name,options", EVERY, ids=_ids(EVERY))
+def test_every_sampler_shows_each_step_and_takes_the_state_it_is_given(name, options):
+    gm = _mixture()
+    grid = polydiff.build_grid(gm.schedule, "logsnr", 6)
+    noise = polydiff.SeededNoise.for_batch(0, 3)
+    x = noise.randn((gm.dim,)) * grid.sigma[0]
+    seen = []
+
+    def model(x, t):
+        return gm(x, torch.full((x.shape[0],), t))
+
+    def pin(info):
+        assert isinstance(info, polydiff.StepInfo) and info.steps == len(grid)
+        assert info.t == grid.t[info.i + 1] and info.x.shape == info.x0.shape == x.shape
+        seen.append(info.i)
+        info.x = torch.zeros_like(info.x)  # a hook that moves the state: the sampler goes on from it
+
+    out = SAMPLERS[name].fn(model, x, grid, noise=noise, step=pin, **options)
+    assert seen == list(range(len(grid)))
+    assert torch.equal(out, torch.zeros_like(x))
+
+
+def test_after_step_without_a_step_returns_the_state_itself():
+    x = torch.ones(2)
+    assert polydiff.after_step(None, None, 0, x, None) is x  # no StepInfo, not even the grid read
+
+
+@pytest.mark.parametrize("name,options", STOCHASTIC, ids=_ids(STOCHASTIC))
+def test_stochastic_sampler_without_noise_uses_seed_0(name, options):
+    gm = _mixture()
+    grid = polydiff.build_grid(gm.schedule, "logsnr", 5)
+    x = torch.randn(4, gm.dim, generator=torch.Generator().manual_seed(1)) * grid.sigma[0]
+
+    def model(x, t):
+        return gm(x, torch.full((x.shape[0],), t))
+
+    fn = SAMPLERS[name].fn
+    seeded = fn(model, x, grid, noise=polydiff.SeededNoise.for_batch(0, 4), **options)
+    assert torch.equal(fn(model, x, grid, **options), seeded)

@@ -12,6 +12,7 @@ import click
 import numpy as np
 import pytest
 import torch
+from pydantic import BaseModel
 
 import polydiff
 from polydiff import testing as kit
@@ -38,13 +39,12 @@ class GentleVP(polydiff.VPSchedule):
         return -(0.1 * t + 0.5 * 14.9 * t**2)
 
 
-def ddim_x0(model, x, grid, noise=None, callback=None):
+def ddim_x0(model, x, grid, noise=None, step=None):
     """Deterministic first-order step in x0 form."""
     for i in range(len(grid)):
         x0 = model(x, grid.t[i])
         x = grid.alpha[i + 1] * x0 + grid.sigma[i + 1] * (x - grid.alpha[i] * x0) / grid.sigma[i]
-        if callback is not None:
-            x = callback(i, x, x0)
+        x = polydiff.after_step(step, grid, i, x, x0)
     return x
 
 
@@ -73,8 +73,13 @@ def gaussian_backend(device):
     return polydiff.LoadedModel(net=net, schedule=schedule, prediction="x0")
 
 
+class VecOptions(BaseModel):
+    scale: float = 1.0
+
+
 def plan(request, context):
-    return polydiff.Plan(shape=(3,), decode=lambda x: [row.cpu().numpy() for row in x])
+    scale = request.options.get("scale", 1.0)
+    return polydiff.Plan(shape=(3,), decode=lambda x: [(scale * row).cpu().numpy() for row in x])
 
 
 def write(outputs, folder, request):
@@ -86,6 +91,16 @@ def write(outputs, folder, request):
 def read(files):
     path = next(f for f in files if f.suffix == ".json")
     return [np.array(row, dtype=np.float32) for row in json.loads(path.read_text())]
+
+
+GENERATE = polydiff.Task("generate", "sample 3-vectors", plan, options=VecOptions, example={"scale": 1.0})
+
+
+def vec_modality(*extra_tasks, writer=write, reader=read, formats=("npy", "json")):
+    """The in-test modality: 3-vectors from one Gaussian, written as .npy and .json."""
+    return polydiff.Modality(name="allhooks-vec", description="3-vectors from one Gaussian",
+                             tasks=[GENERATE, *extra_tasks], write=writer, read=reader,
+                             default_backend="allhooks-gauss", formats=formats)
 
 
 class AllHooks:
@@ -107,8 +122,7 @@ class AllHooks:
 
     @polydiff.hookimpl
     def register_modalities(self, register):
-        register(polydiff.Modality("allhooks-vec", "3-vectors from one Gaussian", {"generate": "sample"},
-                                   plan, write, "allhooks-gauss", formats=("npy", "json"), read=read))
+        register(vec_modality())
 
     @polydiff.hookimpl
     def register_encoders(self, register):
@@ -150,7 +164,7 @@ def test_every_hook_is_exercised_and_the_plugin_passes_the_kit():
         result = polydiff.generate("allhooks-vec", n=3, steps=5, seed=0)
     assert report.ok, report
     kinds = {o.kind for o in report.outcomes if o.status == "ok"}
-    assert kinds == {"sampler", "schedule", "spacing", "encoder", "backend", "modality", "task",
+    assert kinds == {"sampler", "schedule", "spacing", "encoder", "backend", "modality", "options", "task",
                      "commands", "on_step", "generation"}, report
     assert result.metadata["allhooks"] is True and plugin.generations >= 1 and plugin.steps >= 5
     assert "allhooks-vec" not in polydiff.components().modalities  # unregistered on exit
@@ -185,7 +199,7 @@ def test_overclaimed_order_is_named():
 
 
 def test_batch_dependent_noise_is_caught():
-    def shared_noise(model, x, grid, noise=None, callback=None):
+    def shared_noise(model, x, grid, noise=None, step=None):
         gen = torch.Generator().manual_seed(0)
         for i in range(len(grid)):
             x0 = model(x, grid.t[i])
@@ -198,7 +212,7 @@ def test_batch_dependent_noise_is_caught():
 
 
 def test_host_sync_is_caught():
-    def syncing(model, x, grid, noise=None, callback=None):
+    def syncing(model, x, grid, noise=None, step=None):
         for i in range(len(grid)):
             x = model(x, grid.t[i])
             if float(x.abs().max()) > 100:  # reads a device value on the host
@@ -212,8 +226,8 @@ def test_host_sync_is_caught():
 def test_stochastic_sampler_with_wrong_spread_is_caught():
     ddpm = polydiff.components().samplers["ddpm"].fn
 
-    def overdispersed(model, x, grid, noise=None, callback=None):
-        return ddpm(model, x, grid, noise=noise, callback=callback) + 0.5 * noise(x)
+    def overdispersed(model, x, grid, noise=None, step=None):
+        return ddpm(model, x, grid, noise=noise, step=step) + 0.5 * noise(x)
 
     with pytest.raises(ConformanceError, match=r"sampler 'overdispersed': component \d spread 0\.[67]"):
         kit.check_stochastic_sampler(overdispersed, steps=50)
@@ -258,7 +272,7 @@ def test_spacing_checks():
 # --------------------------------------------------------------------------- encoders
 
 
-def test_encoder_checks():
+def test_data_encoder_checks():
     good = polydiff.Encoder("affine", "data", Affine, examples=lambda: [torch.rand(2, 3)], tolerance=1e-6)
     assert "round-trip" in kit.check_encoder(good)
 
@@ -271,19 +285,67 @@ def test_encoder_checks():
         kit.check_encoder(lossy)
     with pytest.raises(CheckSkipped, match="examples"):
         kit.check_encoder(polydiff.Encoder("bare", "data", Affine))
-
-    class Flaky:
-        def __init__(self, device="cpu"):
-            self.calls = 0
-
-        def __call__(self, prompt):
-            self.calls += 1
-            return torch.full((2,), float(self.calls))
-
-    with pytest.raises(ConformanceError, match="encoding 'hi' twice gave different results"):
-        kit.check_encoder(polydiff.Encoder("flaky", "condition", Flaky, examples=lambda: ["hi"]))
     with pytest.raises(ConformanceError, match="kind must be"):
         kit.check_encoder(polydiff.Encoder("odd", "audio", Affine))
+
+
+class Lengths:
+    """A condition encoder: prompts -> {"length": [n], "mask": [n, 2]}, one row per prompt."""
+
+    def __init__(self, device="cpu"):
+        self.device = device
+
+    def encode(self, prompts):
+        return {"length": torch.tensor([float(len(p)) for p in prompts], device=self.device),
+                "mask": torch.ones(len(prompts), 2, dtype=torch.bool, device=self.device)}
+
+
+def lengths(load=Lengths, outputs=("length", "mask")):
+    return polydiff.Encoder("lengths", "condition", load, outputs=outputs, examples=lambda: ["hi", "hello"])
+
+
+def test_condition_encoder_checks():
+    assert "3 prompts -> length, mask on cpu; deterministic, rows independent" in kit.check_encoder(lengths())
+    with pytest.raises(ConformanceError, match=r"encoder 'lengths': a condition encoder declares its keys"):
+        kit.check_encoder(lengths(outputs=()))
+
+    class Flaky(Lengths):
+        calls = 0
+
+        def encode(self, prompts):
+            Flaky.calls += 1
+            return {**super().encode(prompts), "length": torch.full((len(prompts),), float(Flaky.calls))}
+
+    with pytest.raises(ConformanceError, match=r"encoding \['hi', 'hello', ''\] twice gave different 'length'"):
+        kit.check_encoder(lengths(Flaky))
+
+
+def test_an_encoder_missing_a_declared_key_fails():
+    with pytest.raises(ConformanceError, match=r"encoder 'lengths': encode\(\) lacks declared key 'tokens' "
+                                               r"\(declared outputs: length, mask, tokens\)"):
+        kit.check_encoder(lengths(outputs=("length", "mask", "tokens")))
+    with pytest.raises(ConformanceError, match="returns undeclared key 'mask'"):
+        kit.check_encoder(lengths(outputs=("length",)))
+
+
+def test_an_encoder_whose_rows_depend_on_the_batch_fails():
+    class Centred(Lengths):  # normalises over the batch: a prompt's row changes with its neighbours
+        def encode(self, prompts):
+            out = super().encode(prompts)
+            return {**out, "length": out["length"] - out["length"].mean()}
+
+    with pytest.raises(ConformanceError, match=r"'length' of 'hi' differs by 0\.333 between a batch of 3 "
+                                               "and alone; rows must not depend on the batch"):
+        kit.check_encoder(lengths(Centred))
+
+    class Padded(Lengths):  # pads to the batch's longest prompt
+        def encode(self, prompts):
+            width = max(len(p) for p in prompts)
+            return {**super().encode(prompts), "mask": torch.tensor(
+                [[i < len(p) for i in range(width)] for p in prompts])}
+
+    with pytest.raises(ConformanceError, match=r"'mask' of 'hi' has shape \(5,\) in a batch of 3, \(2,\) alone"):
+        kit.check_encoder(lengths(Padded))
 
 
 # --------------------------------------------------------------------------- backends and modalities
@@ -307,8 +369,8 @@ class Broken(AllHooks):
                 (folder / "vectors.json").write_text("[1, 2")
                 return files
         reader = (lambda files: [o + 1 for o in read(files)]) if self.fault == "read" else read
-        register(polydiff.Modality("allhooks-vec", "3-vectors", {"generate": "sample", "edit": "needs input"},
-                                   plan, writer, "allhooks-gauss", formats=formats, read=reader))
+        edit = polydiff.Task("edit", "needs an input", plan, needs=("init",))
+        register(vec_modality(edit, writer=writer, reader=reader, formats=formats))
 
     @polydiff.hookimpl
     def register_backends(self, register):
@@ -330,8 +392,8 @@ class Broken(AllHooks):
     ("nan", "the network returned NaN"),
     ("prediction", "the loaded model predicts 'x0', the backend declares 'eps'"),
     ("format", "declares format 'png' but wrote only json, npy"),
-    ("corrupt", "vectors.json does not read back as json"),
-    ("read", "output 0 reads back off by 1"),
+    ("corrupt", "writer: read() of vectors.json, vectors.npy raised JSONDecodeError"),
+    ("read", "modality 'allhooks-vec' writer: output 0 reads back off by 1"),
 ])
 def test_faults_are_named_in_the_report(fault, needle):
     with registered(Broken(fault), "broken") as name:
@@ -343,7 +405,7 @@ def test_faults_are_named_in_the_report(fault, needle):
     assert any(needle in o.detail for o in failed), report
     assert needle in str(info.value)
     skipped = {o.name: o.detail for o in report.outcomes if o.status == "skip"}
-    assert "declares no example inputs for task 'edit'" in skipped["allhooks-vec:edit@cpu"]
+    assert "task 'edit' declares no example inputs" in skipped["allhooks-vec:edit@cpu"]
 
 
 def test_a_crash_in_plugin_code_says_where():
@@ -394,28 +456,117 @@ def test_unknown_plugin_is_a_clear_error():
 
 
 def test_check_plugin_accepts_the_distribution_name():
-    from polydiff.testing.checks import _plugin_name
+    from polydiff.testing.report import _plugin_name
 
     assert _plugin_name("polydiff-example", polydiff.load_plugins()) == "example"
     assert _plugin_name("polydiff_example", polydiff.load_plugins()) == "example"
 
 
-def test_read_back_knows_common_formats(tmp_path):
-    from polydiff.cli.png import write_png
+def test_task_options_are_checked():
+    with registered(Broken("none"), "broken"):
+        assert kit.check_task_options("allhooks-vec", "generate") == (
+            "options scale; schema is JSON; an unknown option is rejected by name")
+        assert kit.check_task_options("allhooks-vec", "edit") == (
+            "no options; schema is JSON; an unknown option was not tried (no example inputs)")
+        with pytest.raises(ConformanceError, match="modality 'allhooks-vec' has no task 'nosuch'"):
+            kit.check_task_options("allhooks-vec", "nosuch")
 
-    write_png(tmp_path / "ok.png", np.zeros((4, 5, 3), np.uint8))
-    assert kit.read_back(tmp_path / "ok.png") == "ok.png"
-    data = bytearray((tmp_path / "ok.png").read_bytes())
-    data[40] ^= 0xFF
-    (tmp_path / "bad.png").write_bytes(bytes(data))
-    with pytest.raises(ConformanceError, match="bad.png does not read back as png"):
-        kit.read_back(tmp_path / "bad.png")
-    (tmp_path / "rows.csv").write_text("a,b\n1,2\n3\n")
-    with pytest.raises(ConformanceError, match="rows.csv does not read back as csv"):
-        kit.read_back(tmp_path / "rows.csv")
-    (tmp_path / "empty.bin").write_bytes(b"")
-    with pytest.raises(ConformanceError, match="empty.bin is empty"):
-        kit.read_back(tmp_path / "empty.bin")
+
+class Tiny:
+    """Registers one sampler, under a name of its choosing."""
+
+    def __init__(self, sampler="tiny-ddim"):
+        self.sampler = sampler
+
+    @polydiff.hookimpl
+    def register_samplers(self, register):
+        register(self.sampler, ddim_x0, order=1)
+
+
+def test_a_shadowed_registration_is_reported_as_skipped():
+    with registered(Tiny(), "tiny-first") as first, registered(Tiny(), "tiny-second") as second:
+        samplers = polydiff.components().samplers
+        assert samplers.origin["tiny-ddim"] == second  # the later plugin wins
+        assert [e.plugin for e in samplers.entries if e.name == "tiny-ddim"] == [second, first]
+        report = kit.check_plugin(first, devices=["cpu"])
+    assert [(o.kind, o.name, o.status, o.detail) for o in report.outcomes] == [
+        ("sampler", "tiny-ddim", "skip", "overridden by plugin 'tiny-second'")]
+
+
+def test_a_register_hook_that_raises_fails_the_report_and_the_rest_is_checked():
+    from polydiff import plugins
+
+    class Raising(Tiny):
+        @polydiff.hookimpl
+        def register_schedules(self, register):
+            raise RuntimeError("no schedule today")
+
+    try:
+        with registered(Raising(), "raising") as name:
+            report = kit.check_plugin(name, devices=["cpu"], raise_on_failure=False)
+    finally:
+        plugins.failures.pop("raising", None)
+    failed = [o.detail for o in report.of("FAIL")]
+    assert len(failed) == 1 and failed[0].startswith(
+        "register_schedules raised RuntimeError: no schedule today (at test_testing_kit.py:"), report
+    assert [o.name for o in report.of("ok")] == ["tiny-ddim"]
+
+
+class Counting(AllHooks):
+    """AllHooks whose backend counts how often it is loaded."""
+
+    loads = 0
+
+    @polydiff.hookimpl
+    def register_backends(self, register):
+        def load(device):
+            Counting.loads += 1
+            return gaussian_backend(device)
+
+        register(polydiff.Backend("allhooks-gauss", "allhooks-vec", load, prediction="x0"))
+
+
+def test_register_plugin_is_the_one_registration_and_clears_every_cache():
+    assert kit.registered is polydiff.register_plugin
+
+    def model():
+        request = polydiff.GenerateRequest.build(modality="allhooks-vec", device="cpu")
+        return polydiff.Context(request).model()
+
+    with polydiff.register_plugin(Counting(), "counting") as name:
+        assert name == "counting"
+        model(), model()
+        assert Counting.loads == 1  # loaded once per process and device
+        handle = polydiff.register_plugin(Tiny(), "tiny")
+        assert polydiff.components().samplers.origin["tiny-ddim"] == "tiny"
+        model()
+        assert Counting.loads == 2  # registering cleared the loaded backends
+        polydiff.unregister_plugin(handle)
+        assert "tiny-ddim" not in polydiff.components().samplers
+        model()
+        assert Counting.loads == 3  # and so did unregistering
+        polydiff.unregister_plugin(handle)  # a second time does nothing
+    assert "allhooks-vec" not in polydiff.components().modalities
+
+
+def test_register_plugin_refuses_what_it_cannot_register():
+    plugin = Tiny()
+    with registered(plugin, "tiny"):
+        with pytest.raises(polydiff.PluginError, match="plugin 'tiny' is already registered"):
+            polydiff.register_plugin(plugin, "tiny-again")
+        with pytest.raises(polydiff.PluginError, match="Plugin name already registered"):
+            polydiff.register_plugin(Tiny(), "tiny")
+
+    class Misspelt:
+        @polydiff.hookimpl
+        def register_sampler(self, register):  # no such hook
+            pass
+
+    misspelt = Misspelt()
+    with pytest.raises(polydiff.PluginError, match="plugin 'misspelt'.*register_sampler"):
+        polydiff.register_plugin(misspelt, "misspelt")
+    assert not polydiff.load_plugins().is_registered(misspelt)
+    assert not hasattr(polydiff.load_plugins().hook, "register_sampler")  # no trace left
 
 
 # --------------------------------------------------------------------------- the pytest plugin
@@ -442,6 +593,7 @@ def test_pytest_plugin_loads_without_torch_and_provides_fixtures(tmp_path):
 def test_granular_modality_and_backend_checks_on_the_example_plugin():
     done = kit.check_modality("points2d")
     assert set(done) == {"generate", "inpaint"} and all("read back" in d for d in done.values())
+    assert "rejected by name" in kit.check_task_options("points2d", "inpaint")
     assert "returns (2, 2)" in kit.check_backend("points2d-mlp", "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(CheckSkipped, match="no CUDA device here"):

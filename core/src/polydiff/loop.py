@@ -73,6 +73,8 @@ def sample(
 
     Sample i uses seed ``seed + i`` for all of its noise, so it is the same whatever the batch.
     ``schedule`` defaults to the denoiser's ``.schedule`` attribute, else ``vp-linear``.
+    ``callback(info)`` sees a ``polydiff.StepInfo`` after every step, after the constraints and
+    the ``on_step`` hooks, and may change the state by setting ``info.x``, as they may.
 
     Speed options (all off by default; the loop itself never waits for the device):
     ``compile``: ``torch.compile`` the denoiser (True, or a dict of ``torch.compile`` arguments,
@@ -120,19 +122,15 @@ def sample(
     step_hooks = _step_hooks()
     bar = _progress(len(grid)) if progress else None
 
-    def on_step(i, x, x0):
+    def on_step(info: StepInfo):  # the sampler's ``step``: constraints, hooks, callback, bar
         for c in constraints:
-            x = c.after_step(i, x, grid, model, noise)
-        if step_hooks or callback:
-            info = StepInfo(i, len(grid), grid.t[i + 1], x, x0)
-            for hook in step_hooks:
-                hook(step=info)
-            if callback is not None:
-                callback(info)
-            x = info.x
+            info.x = c.after_step(info.i, info.x, grid, model, noise)
+        for hook in step_hooks:
+            hook(step=info)
+        if callback is not None:
+            callback(info)
         if bar is not None:
             bar.update(1)
-        return x
 
     needs_grad = any(c.needs_grad for c in constraints)
     with torch.no_grad() if needs_grad else torch.inference_mode():
@@ -144,7 +142,7 @@ def sample(
             x = x.contiguous(memory_format=memory_format)
         try:
             needs_step = constraints or step_hooks or callback is not None or bar is not None
-            x = fn(model, x, grid, noise=noise, callback=on_step if needs_step else None,
+            x = fn(model, x, grid, noise=noise, step=on_step if needs_step else None,
                    **(sampler_options or {}))
         finally:
             if bar is not None:

@@ -5,6 +5,7 @@ plugins registered, so every mistake is reported before any work starts, naming 
 """
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -91,13 +92,22 @@ def _task_options(modality, task, options: dict) -> dict:
         raise ValueError(describe(exc)) from None
 
 
-def describe(exc: ValidationError) -> str:
-    """'field: message' for each problem pydantic found, on one line."""
+def describe(exc: ValidationError, *, hide: tuple[str, ...] = ("options",), fields=None,
+             unknown: str = "unknown option") -> str:
+    """'field: message' for each problem pydantic found, on one line.
+
+    The one formatter for every pydantic model polydiff validates (requests, task options,
+    ``TrainConfig``, the plugin catalogue): ``hide`` drops container names from a location
+    (``options.seconds`` reads ``seconds``); an unexpected field reads ``unknown``, with a
+    "did you mean" taken from ``fields`` (the valid names) when one is close."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if p != "options")
+        loc = ".".join(str(p) for p in err["loc"] if p not in hide)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown option"
+            msg = unknown
+            if fields is not None and err["loc"]:
+                close = difflib.get_close_matches(str(err["loc"][-1]), list(fields), n=1)
+                msg += f"; did you mean {close[0]!r}?" if close else ""
         parts.append(f"{loc}: {msg}" if loc else msg)  # a whole-request check names its field itself
     return "; ".join(parts)

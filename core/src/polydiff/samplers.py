@@ -1,128 +1,145 @@
-"""Samplers: pure functions over a denoiser ``model(x, t) -> x0_hat``.
+"""Samplers: pure functions over a denoiser ``model(x, t) -> x0``.
 
-Every sampler has the signature ``fn(model, x, grid, noise=None, callback=None, **options)``
-where ``grid`` holds the visited times with their alpha, sigma and log-SNR ``lam`` as Python
-floats (so branching on them costs no host sync), ``noise(x)`` draws per-sample seeded
-standard normals, and ``callback(i, x, x0)`` returns the (possibly changed) state.
-Notation: ``x = alpha * x0 + sigma * eps``; ``t`` is the current time, ``s`` the next one;
-``sigma/alpha`` is the scaled noise level of the equivalent variance-exploding ODE.
+Every sampler is ``fn(model, x, grid, noise=None, step=None, **options) -> x``. ``x`` is the
+state at ``grid.t[0]``; ``grid`` holds the visited times ``t`` with their ``alpha``, ``sigma``
+and log-SNR ``lam`` as Python floats (branching on them costs no host sync), ending at
+``sigma = 0``; ``noise(x)`` draws per-sample seeded standard normals (seed 0 when not given);
+``step``, when given, sees a ``StepInfo`` after every step and may set its ``x``: each sampler
+ends step ``i`` with ``x = after_step(step, grid, i, x, x0)``.
+
+Notation: ``x = alpha * x0 + sigma * eps``; step ``i`` goes from ``t`` to ``s`` (``at``, ``st``
+are alpha and sigma at t; ``as_``, ``ss`` at s). Two coordinates read like the papers:
+- scaled space (Karras et al. 2022): ``x~ = x / alpha`` at noise level ``v = sigma / alpha``,
+  where the probability-flow ODE is ``dx~/dv = d = (x~ - x0) / v = eps``;
+- log-SNR ``lam = log(alpha / sigma)``, step ``h = lam_s - lam_t`` (Lu et al. 2022), where it is
+  solved exactly in x: ``x_s = (ss / st) x_t + as_ * int_0^1 e^{-h (1 - u)} x0(u) h du``.
 """
 from __future__ import annotations
 
 import math
 
+from .contract import StepInfo
 
-def _step(callback, i, x, x0):
-    return x if callback is None else callback(i, x, x0)
+
+def after_step(step, grid, i, x, x0):
+    """End sampler step ``i``: show the state to ``step`` and return it as ``step`` left it.
+
+    ``step`` is the sampler's ``step`` argument: ``None`` (then ``x`` is returned at no cost)
+    or a callable given a ``polydiff.StepInfo(i, steps, t, x, x0)``, with ``t`` the time
+    reached, that may set ``info.x``."""
+    if step is None:
+        return x
+    info = StepInfo(i, len(grid), grid.t[i + 1], x, x0)
+    step(info)
+    return info.x
+
+
+def _seeded(noise, x):
+    """``noise``, or per-sample seeded noise from seed 0 when none was given."""
+    if noise is not None:
+        return noise
+    from .noise import SeededNoise
+
+    return SeededNoise.for_batch(0, x.shape[0], x.device, x.dtype)
+
+
+def _levels(grid, i):
+    """alpha and sigma at the two ends of step i: at, st, as_, ss."""
+    return grid.alpha[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
 
 
 def _combine(terms):
-    """sum of coefficient * tensor, with one fused multiply-add per term after the first."""
-    (c, v), *rest = terms
+    """sum of coefficient * tensor over ``terms``, one fused multiply-add per tensor after the
+    first; a tensor given twice has its coefficients added first."""
+    merged = {}
+    for c, v in terms:
+        merged[id(v)] = (merged.get(id(v), (0.0, v))[0] + c, v)
+    (c, v), *rest = merged.values()
     out = v * c
     for c, v in rest:
         out = out.add(v, alpha=c)
     return out
 
 
-def _eps(x, x0, a, s):
-    return (x - a * x0) / s
+# -- first order: DDIM, its special cases and its ancestral sibling ------------------------------
 
-
-def ddim(model, x, grid, noise=None, callback=None, eta: float = 0.0):
-    """DDIM (Song et al. 2021); eta = 0 is deterministic, eta = 1 equals DDPM's posterior."""
+def ddim(model, x, grid, noise=None, step=None, eta: float = 0.0):
+    """DDIM (Song et al. 2021, eq. 12): ``x_s = as_ x0 + sqrt(ss^2 - c^2) eps + c z`` with
+    ``c = eta *`` the std of DDPM's posterior q(x_s | x_t, x0). eta = 0 is deterministic (and
+    is Euler's method, see ``euler``); eta = 1 is DDPM (see ``ddpm``)."""
+    noise = _seeded(noise, x) if eta > 0 else noise
     for i in range(len(grid)):
-        at, st, as_, ss = grid.alpha[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
+        at, st, as_, ss = _levels(grid, i)
         x0 = model(x, grid.t[i])
-        c = eta * ss / st * math.sqrt(max(st**2 - (at / as_) ** 2 * ss**2, 0.0)) if ss > 0 else 0.0
+        c = eta * ss / st * math.sqrt(max(st**2 - (at / as_ * ss) ** 2, 0.0)) if ss > 0 else 0.0
         k = math.sqrt(max(ss**2 - c**2, 0.0)) / st  # x_s = as_ x0 + k st eps, st eps = x - at x0
         x = _combine([(k, x), (as_ - k * at, x0)])
         if c > 0:
             x = x + c * noise(x)
-        x = _step(callback, i, x, x0)
+        x = after_step(step, grid, i, x, x0)
     return x
 
 
-def ddpm(model, x, grid, noise=None, callback=None):
-    """Ancestral sampling from the Gaussian posterior q(x_s | x_t, x0_hat) (Ho et al. 2020)."""
+def ddpm(model, x, grid, noise=None, step=None):
+    """Ancestral sampling from the Gaussian posterior q(x_s | x_t, x0) (Ho et al. 2020): DDIM
+    with eta = 1, whose step is that posterior's mean plus its std times fresh noise."""
+    return ddim(model, x, grid, noise, step, eta=1.0)
+
+
+def euler(model, x, grid, noise=None, step=None):
+    """Euler's method on the probability-flow ODE in scaled space (Karras et al. 2022, Alg. 1
+    without churn): ``x~_s = x~_t + d (v_s - v_t) = x0 + v_s eps``, i.e. ``x_s = as_ x0 + ss eps``,
+    which is DDIM's step with eta = 0 (and DPM-Solver++'s first-order one)."""
+    return ddim(model, x, grid, noise, step, eta=0.0)
+
+
+def euler_ancestral(model, x, grid, noise=None, step=None, eta: float = 1.0):
+    """Euler down to the scaled level ``down``, then fresh noise of scaled std ``up`` to the next
+    level, ``down^2 + up^2 = v_s^2`` (k-diffusion's ancestral step); eta = 0 is ``euler``."""
+    noise = _seeded(noise, x)
     for i in range(len(grid)):
-        at, st, as_, ss = grid.alpha[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
+        at, st, as_, ss = _levels(grid, i)
         x0 = model(x, grid.t[i])
-        a_ts = at / as_
-        var_ts = st**2 - a_ts**2 * ss**2  # variance of x_t given x_s
-        x = (a_ts * ss**2 / st**2) * x + (as_ * var_ts / st**2) * x0
-        if ss > 0:
-            x = x + math.sqrt(max(var_ts, 0.0) * ss**2 / st**2) * noise(x)
-        x = _step(callback, i, x, x0)
-    return x
-
-
-def euler(model, x, grid, noise=None, callback=None):
-    """Euler on the probability-flow ODE dx~/dsigma~ = eps in scaled space (x~ = x/alpha)."""
-    for i in range(len(grid)):
-        at, st, as_, ss = grid.alpha[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
-        x0 = model(x, grid.t[i])
-        # x~_s = x~_t + (sigma~_s - sigma~_t) d with x~ = x / alpha, d = dx~/dsigma~ = (x - at x0) / st
-        k = as_ * (ss / as_ - st / at) / st
-        x = _combine([(as_ / at + k, x), (-k * at, x0)])
-        x = _step(callback, i, x, x0)
-    return x
-
-
-def euler_ancestral(model, x, grid, noise=None, callback=None, eta: float = 1.0):
-    """Euler down to sigma_down, then fresh noise up to the next level (k-diffusion's ancestral step)."""
-    for i in range(len(grid)):
-        at, st, as_, ss = grid.alpha[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
-        x0 = model(x, grid.t[i])
-        d = _eps(x, x0, at, st)
-        vt, vs = st / at, ss / as_  # scaled noise levels
+        d = (x - at * x0) / st
+        vt, vs = st / at, ss / as_
         up = min(vs, eta * math.sqrt(max(vs**2 * (vt**2 - vs**2) / vt**2, 0.0)))
         down = math.sqrt(max(vs**2 - up**2, 0.0))
-        x = as_ * (x0 + down * d)
+        x = as_ * (x0 + down * d)  # x~ = x~_t + d (down - v_t)
         if up > 0:
             x = x + as_ * up * noise(x)
-        x = _step(callback, i, x, x0)
+        x = after_step(step, grid, i, x, x0)
     return x
 
 
-def heun(model, x, grid, noise=None, callback=None):
-    """Heun's second-order method in scaled space (Karras et al. 2022); Euler for the last step to 0."""
+# -- second order in scaled space ----------------------------------------------------------------
+
+def heun(model, x, grid, noise=None, step=None):
+    """Heun's method in scaled space (Karras et al. 2022, Alg. 1): an Euler step, then the
+    trapezoid with the slope at its end; the last step, to sigma = 0, is Euler's."""
     for i in range(len(grid)):
-        at, st, as_, ss = grid.alpha[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
+        at, st, as_, ss = _levels(grid, i)
         x0 = model(x, grid.t[i])
-        d = _eps(x, x0, at, st)
+        d = (x - at * x0) / st
         vt, vs = st / at, ss / as_
         x_euler = as_ * (x0 + vs * d)
         if ss == 0:
             x = x_euler
         else:
-            d2 = _eps(x_euler, model(x_euler, grid.t[i + 1]), as_, ss)
-            x = as_ * (x0 + vt * d + (vs - vt) * (d + d2) / 2)
-        x = _step(callback, i, x, x0)
+            d2 = (x_euler - as_ * model(x_euler, grid.t[i + 1])) / ss
+            x = as_ * (x0 + vt * d + (vs - vt) * (d + d2) / 2)  # x0 + vt d = x~_t
+        x = after_step(step, grid, i, x, x0)
     return x
 
 
-def dpmpp_2m(model, x, grid, noise=None, callback=None):
-    """DPM-Solver++(2M) (Lu et al. 2022): second-order multistep in log-SNR, data prediction."""
-    x0_prev, h_prev = None, None
-    for i in range(len(grid)):
-        st, as_, ss = grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
-        h = grid.lam[i + 1] - grid.lam[i]
-        x0 = model(x, grid.t[i])
-        c = -as_ * math.expm1(-h)  # x_s = (ss/st) x + c d, d = x0 (+ its slope term)
-        if x0_prev is not None and ss > 0:
-            r = h_prev / h
-            x = _combine([(ss / st, x), (c * (1 + 1 / (2 * r)), x0), (-c / (2 * r), x0_prev)])
-        else:
-            x = _combine([(ss / st, x), (c, x0)])
-        x0_prev, h_prev = x0, h
-        x = _step(callback, i, x, x0)
-    return x
+# -- multistep in log-SNR (DPM-Solver++, UniPC) --------------------------------------------------
 
-
-def dpmpp_2m_sde(model, x, grid, noise=None, callback=None, eta: float = 1.0):
-    """DPM-Solver++(2M) SDE variant (midpoint form): the ODE step damped by eta plus fresh noise."""
-    x0_prev, h_prev = None, None
+def dpmpp_2m_sde(model, x, grid, noise=None, step=None, eta: float = 1.0):
+    """DPM-Solver++(2M) and its SDE variant (Lu et al. 2022, Alg. 2; k-diffusion's midpoint form):
+    ``x_s = (ss/st) e^{-eta h} x + as_ (1 - e^{-(1 + eta) h}) D + ss sqrt(1 - e^{-2 eta h}) z``,
+    ``D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev`` with ``r = h_prev / h``; D = x0 on the first step,
+    and the last, to sigma = 0, is the data prediction itself. eta = 0 is ``dpmpp_2m``."""
+    noise = _seeded(noise, x) if eta > 0 else noise
+    prev = None  # (h, x0) of the step before
     for i in range(len(grid)):
         st, as_, ss = grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
         h = grid.lam[i + 1] - grid.lam[i]
@@ -130,84 +147,86 @@ def dpmpp_2m_sde(model, x, grid, noise=None, callback=None, eta: float = 1.0):
         if ss == 0:
             x = as_ * x0
         else:
-            eh = eta * h
-            w = -math.expm1(-h - eh)
-            x = (ss / st) * math.exp(-eh) * x + as_ * w * x0
-            if x0_prev is not None:
-                x = x + as_ * 0.5 * w * (h / h_prev) * (x0 - x0_prev)
+            cx, c = ss / st * math.exp(-eta * h), -as_ * math.expm1(-(1 + eta) * h)
+            if prev is None:
+                x = _combine([(cx, x), (c, x0)])
+            else:
+                r = prev[0] / h
+                x = _combine([(cx, x), (c * (1 + 1 / (2 * r)), x0), (-c / (2 * r), prev[1])])
             if eta > 0:
-                x = x + ss * math.sqrt(-math.expm1(-2 * eh)) * noise(x)
-        x0_prev, h_prev = x0, h
-        x = _step(callback, i, x, x0)
+                x = x + ss * math.sqrt(-math.expm1(-2 * eta * h)) * noise(x)
+        prev = h, x0
+        x = after_step(step, grid, i, x, x0)
     return x
 
 
-def _exp_weights(us, st, as_, ss, h):
-    """Weights of one exponential-integrator step in log-SNR (data prediction) from t to
-    s = t + h, with x0 along the step taken as the polynomial in u = (lam - lam_t) / h through
-    x0(0) and x0 at the nodes ``us`` (none, one or two), integrated exactly:
-    x_s = (ss/st) x + as_ * int_0^1 e^{-h(1-u)} P(u) h du = cx x + c0 x0(0) + sum_j w_j x0(u_j)."""
-    phi1 = math.expm1(-h)
-    cx, c0 = ss / st, -as_ * phi1
-    if not us or ss == 0:
-        return cx, c0, []
-    phi2 = phi1 / h + 1  # int e^{-h(1-u)} u h du
-    A, B = as_ * phi2, -2 * as_ * (phi2 / h - 0.5)  # weights of b1 and b2 in P = x0 + b1 u + b2 u^2
-    if len(us) == 1:
-        w = [A / us[0]]  # b1 = (x0(u_a) - x0(0)) / u_a
-    else:
-        ua, ub = us
-        det = ua * ub * (ub - ua)
-        # b1 = (ub^2 da - ua^2 db) / det, b2 = (ua db - ub da) / det, d = x0(u) - x0(0)
-        w = [(A * ub * ub - B * ub) / det, (-A * ua * ua + B * ua) / det]
-    return cx, c0 - sum(w), w
+def dpmpp_2m(model, x, grid, noise=None, step=None):
+    """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): second-order multistep in log-SNR, data
+    prediction; ``dpmpp_2m_sde`` with eta = 0."""
+    return dpmpp_2m_sde(model, x, grid, noise, step, eta=0.0)
 
 
-def dpmpp_3m(model, x, grid, noise=None, callback=None):
-    """DPM-Solver++(3M) (Lu et al. 2022): third-order multistep in log-SNR, data prediction; x0
-    extrapolated by the quadratic through the last three x0 (lower order while warming up), and
-    the last step to sigma = 0 is the data prediction itself."""
-    return _exp_multistep(model, x, grid, callback, corrector=False)
+def _exp_terms(grid, i, points):
+    """The x0 part of an exponential-integrator step i in log-SNR, data prediction:
+    ``as_ * int_0^1 e^{-h(1-u)} P(u) h du`` with P the polynomial in ``u = (lam - lam_t) / h``
+    through ``points`` [(lam, x0)], the first at lam_t; integrated exactly, it is
+    ``sum_k w_k x0_k``, w_k that integral for the Lagrange basis polynomial L_k. Returns [(w_k, x0_k)].
+    """
+    lt, ls = grid.lam[i], grid.lam[i + 1]
+    h = ls - lt
+    us = [0.0 if lam == lt else 1.0 if lam == ls else (lam - lt) / h for lam, _ in points]
+    nodes = [(u, v) for u, (_, v) in zip(us, points) if math.isfinite(u)]  # none at lam = -inf
+    m0 = -math.expm1(-h)  # m_n = int_0^1 e^{-h(1-u)} u^n h du = 1 - n m_{n-1} / h
+    m1 = 1 - m0 / h
+    m2 = 1 - 2 * m1 / h
+    terms = []
+    for k, (uk, v) in enumerate(nodes):
+        others = [u for j, (u, _) in enumerate(nodes) if j != k]  # L_k = prod (u - u_j) / (uk - u_j)
+        if not others:
+            w = m0
+        elif len(others) == 1:
+            w = (m1 - others[0] * m0) / (uk - others[0])
+        else:
+            a, b = others
+            w = (m2 - (a + b) * m1 + a * b * m0) / ((uk - a) * (uk - b))
+        terms.append((grid.alpha[i + 1] * w, v))
+    return terms
 
 
-def unipc(model, x, grid, noise=None, callback=None, corrector: bool = True):
-    """Predictor-corrector multistep in log-SNR (UniPC's scheme, Zhao et al. 2023, with exact
-    exponential-integrator weights). Predictor: DPM-Solver++(3M), x0 extrapolated by the quadratic
-    through the last three x0 (lower order while warming up). Corrector, free of extra NFE: once
-    x0 is known at the new point, the step just taken is integrated again with the quadratic
-    through the new x0 and the two before it (an interpolation, not an extrapolation), and the
-    difference is added to the state (after any change made to it by the step's callback)."""
-    return _exp_multistep(model, x, grid, callback, corrector)
-
-
-def _exp_multistep(model, x, grid, callback, corrector):
-    hist = []  # (lam, x0) of the last two evaluations, newest first
-    last = None  # the step just taken, for the corrector: (lam, st, as_, ss, h, x0, nodes, c0, w)
+def _exp_multistep(model, x, grid, step, corrector):
+    """Predictor: x0 along step i is the polynomial through the last three x0 (fewer while
+    warming up), extrapolated; the last step, to sigma = 0, is the data prediction itself.
+    Corrector: once x0 is known at the end of step i - 1, that step is integrated again through
+    it and the two x0 before it (now an interpolation) and the difference added to the state."""
+    past = []  # (lam, x0) of the last evaluations, newest first: all the state there is
     for i in range(len(grid)):
-        lt, st, as_, ss = grid.lam[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
         x0 = model(x, grid.t[i])
-        if corrector and last is not None:
-            lp, stp, asp, ssp, hp, x0p, used, c0p, wp = last
-            nodes = [(1.0, x0)] + [(u, v) for u, v in used[:1]]
-            _, c0, w = _exp_weights([u for u, _ in nodes], stp, asp, ssp, hp)
-            # the corrected step minus the predicted one: only the x0 terms differ
-            terms = [(c0 - c0p, x0p)] + [(wj, v) for wj, (_, v) in zip(w, nodes)]
-            terms += [(-wj, v) for wj, (_, v) in zip(wp, used)]
-            x = x + _combine(terms)
-        h = grid.lam[i + 1] - lt
-        nodes = []
-        if ss > 0:
-            nodes = [((l - lt) / h, v) for l, v in hist]
-            nodes = [(u, v) for u, v in nodes if math.isfinite(u)]
-        cx, c0, w = _exp_weights([u for u, _ in nodes], st, as_, ss, h)
-        if ss > 0:
-            pred = _combine([(cx, x), (c0, x0)] + [(wj, v) for wj, (_, v) in zip(w, nodes)])
-            last = (lt, st, as_, ss, h, x0, nodes, c0, w)
-        else:  # the last step, to sigma = 0: the data prediction itself
-            pred, last = x0 * as_, None
-        hist = [(lt, x0)] + hist[:1]
-        x = _step(callback, i, pred, x0)
+        if corrector and past:
+            corrected = _exp_terms(grid, i - 1, [past[0], (grid.lam[i], x0)] + past[1:2])
+            predicted = _exp_terms(grid, i - 1, past)
+            x = x + _combine(corrected + [(-w, v) for w, v in predicted])
+        past = [(grid.lam[i], x0)] + past[:2]
+        if grid.sigma[i + 1] == 0:
+            x = grid.alpha[i + 1] * x0
+        else:
+            x = _combine([(grid.sigma[i + 1] / grid.sigma[i], x)] + _exp_terms(grid, i, past))
+        x = after_step(step, grid, i, x, x0)
     return x
+
+
+def dpmpp_3m(model, x, grid, noise=None, step=None):
+    """DPM-Solver++(3M) (Lu et al. 2022): third-order multistep in log-SNR, data prediction, with
+    exact exponential-integrator weights (x0 extrapolated by the quadratic through the last
+    three x0); the last step, to sigma = 0, is the data prediction itself."""
+    return _exp_multistep(model, x, grid, step, corrector=False)
+
+
+def unipc(model, x, grid, noise=None, step=None, corrector: bool = True):
+    """UniPC's predictor-corrector scheme (Zhao et al. 2023) with exact exponential-integrator
+    weights: the ``dpmpp_3m`` predictor, and a corrector free of extra NFE that integrates the
+    step just taken again through the x0 found at its end (added to the state after any change
+    ``step`` made to it); ``corrector=False`` is ``dpmpp_3m``."""
+    return _exp_multistep(model, x, grid, step, corrector)
 
 
 BUILTIN_SAMPLERS = [

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .denoisers import _bcast, target_for
 from .errors import InvalidInputError, NonFiniteError, UnknownNameError
 from .loop import resolve
+from .request import describe
 
 MODEL = "model"  # the EMA weights + config: what generation loads
 STATE = "train_state"  # raw weights, EMA, optimizer and step: what resuming loads
@@ -74,6 +75,16 @@ class TrainConfig(BaseModel):
         if not lo < hi:
             raise ValueError(f"t_min ({lo}) must be smaller than t_max ({hi}) for schedule {self.schedule!r}")
         return self
+
+    @classmethod
+    def build(cls, **fields) -> "TrainConfig":
+        """Validate, turning pydantic's report into one ``InvalidInputError`` line naming each
+        field (``steps: Input should be greater than 0``): what a recipe or the CLI calls, so a
+        bad value is reported before any model, data or checkpoint folder exists."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            raise InvalidInputError(describe(exc, fields=cls.model_fields)) from None
 
     def time_range(self) -> tuple[float, float]:
         """The training times (t_min, t_max), filled in from the schedule where not given."""

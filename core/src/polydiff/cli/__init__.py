@@ -12,13 +12,26 @@ from ..errors import PolydiffError
 
 
 class Group(click.Group):
-    """Turns a user's mistake (``PolydiffError``) into one line on stderr and exit code 1."""
+    """Turns a user's mistake into one line on stderr (``Error: field: message``) and exit code 1,
+    without a traceback: a ``PolydiffError``, or a pydantic ``ValidationError`` that a plugin let
+    through (formatted by ``polydiff.request.describe``, the formatter the API uses)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except PolydiffError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_one_line(str(exc))) from None
+        except ValueError as exc:
+            pydantic = sys.modules.get("pydantic")  # only loaded if something validated with it
+            if pydantic is None or not isinstance(exc, pydantic.ValidationError):
+                raise
+            from ..request import describe
+
+            raise click.ClickException(_one_line(describe(exc))) from None
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split()) or "invalid input"
 
 
 @click.group(cls=Group)
@@ -167,14 +180,20 @@ def tasks(modality, as_json):
 @click.pass_context
 def train(ctx, modality, backend, out, quiet, **overrides):
     """Train a modality's backend with polydiff's trainer (torchrun works too)."""
+    from ..errors import InvalidInputError
     from ..registries import components
+    from ..training import TrainConfig
 
     c = components()
     mod = c.modalities.get_named(modality)
     spec = c.backends.get_named(backend or mod.default_backend)
+    if spec.modality != mod.name:
+        raise InvalidInputError(f"backend {spec.name!r} is for {spec.modality!r}, not {mod.name!r}")
     if getattr(spec, "train", None) is None:
-        raise click.ClickException(f"backend {spec.name!r} has no training recipe")
+        raise InvalidInputError(f"backend {spec.name!r} has no training recipe")
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    # every value checked before the recipe builds a model, loads an encoder or writes a file
+    TrainConfig.build(**overrides, **({"out": out} if out is not None else {}))
     path = spec.train(out=out, progress=not quiet, **overrides)
     click.echo(str(path))
 

@@ -5,6 +5,14 @@ There is one copy, at the repository root; the package reaches it through the sy
 to the directory holding the real file, i.e. the repository root, so folder sources can only be
 installed from a checkout; elsewhere ``install_command`` says so instead of guessing.
 
+``requires`` lists what a plugin needs besides its own distribution. An item that is a catalogue
+plugin's name or distribution, alone (``"polydiff-text"`` or ``"text"``), means that plugin: it is
+installed from its own catalogue source, before the plugin that needs it, in the same pip command
+(so a plugin that depends on an unpublished one resolves). Any other item is a plain pip
+requirement (``"scipy>=1.10"``) passed to pip as written. The ``polydiff-*`` names belong to the
+catalogue: an item named ``polydiff-something`` that is not a catalogue plugin is an error, as
+are a version on a catalogue plugin (its source decides it) and a cycle.
+
 Importing this module does not import torch.
 """
 from __future__ import annotations
@@ -23,9 +31,12 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
 
 from ..errors import InvalidInputError, PluginError, PolydiffError, UnknownNameError
+from ..request import describe
 
 CATALOGUE_PATH = Path(__file__).with_name("registry.toml")
 _DIST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+# a PEP 508 requirement: a project name, then extras, a version, a marker or a URL (or nothing)
+_REQUIREMENT = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*([\[(<>=!~;@].*)?$")
 
 
 class CatalogueEntry(BaseModel):
@@ -55,6 +66,19 @@ class CatalogueEntry(BaseModel):
             raise ValueError("must be one non-empty line")
         return value.strip()
 
+    @field_validator("requires")
+    @classmethod
+    def _requirements(cls, value: list[str]) -> list[str]:
+        seen = set()
+        for item in value:
+            if not _REQUIREMENT.match(item.strip()):
+                raise ValueError(f"{item!r} is neither a plugin's name nor a pip requirement")
+            name = _normalise(requirement_name(item))
+            if name in seen:
+                raise ValueError(f"{item!r} is listed twice")
+            seen.add(name)
+        return [item.strip() for item in value]
+
     @field_validator("source")
     @classmethod
     def _relative_folder(cls, value: str) -> str:
@@ -66,6 +90,12 @@ class CatalogueEntry(BaseModel):
     def is_folder(self) -> bool:
         """True when ``source`` is a folder of the repository, False for a pip requirement."""
         return _looks_like_folder(self.source)
+
+
+def requirement_name(requirement: str) -> str:
+    """The project name a ``requires`` item starts with: ``"scipy>=1"`` -> ``"scipy"``."""
+    match = _REQUIREMENT.match(requirement.strip())
+    return match.group(1) if match else requirement.strip()
 
 
 def _looks_like_folder(source: str) -> bool:
@@ -103,6 +133,74 @@ class Catalogue(BaseModel):
     def names(self) -> list[str]:
         return sorted({*self.plugins, *(e.distribution for e in self.plugins.values())})
 
+    def required_plugin(self, requirement: str) -> CatalogueEntry | None:
+        """The catalogue plugin a ``requires`` item names (by name or distribution), or None
+        when the item is a plain pip requirement."""
+        name = _normalise(requirement_name(requirement))
+        for key, entry in self.plugins.items():
+            if name in (_normalise(key), _normalise(entry.distribution)):
+                return entry
+        return None
+
+    def required_plugins(self, entry: CatalogueEntry) -> list[CatalogueEntry]:
+        """The catalogue plugins ``entry`` requires directly, in the order it lists them."""
+        return [p for p in map(self.required_plugin, entry.requires) if p is not None]
+
+    def pip_requirements(self, entry: CatalogueEntry) -> list[str]:
+        """The plain pip requirements among ``entry.requires``."""
+        return [r for r in entry.requires if self.required_plugin(r) is None]
+
+    def install_order(self, name: str) -> list[CatalogueEntry]:
+        """Plugin ``name`` and every catalogue plugin it requires, transitively: each once,
+        every plugin after the ones it requires. A cycle is an ``InvalidInputError`` naming it."""
+        order: list[CatalogueEntry] = []
+        done: set[str] = set()
+
+        def visit(entry: CatalogueEntry, path: list[str]) -> None:
+            if entry.name in done:
+                return
+            if entry.name in path:
+                cycle = " -> ".join([*path[path.index(entry.name):], entry.name])
+                raise InvalidInputError(f"plugin {path[0]!r}: requires form a cycle: {cycle}")
+            for required in self.required_plugins(entry):
+                visit(required, [*path, entry.name])
+            done.add(entry.name)
+            order.append(entry)
+
+        visit(self.get(name), [])
+        return order
+
+    def dependents(self, name: str) -> list[str]:
+        """The catalogue plugins that require plugin ``name``, directly or not."""
+        target = self.get(name).name
+        return sorted(key for key in self.plugins if key != target
+                      and target in {e.name for e in self.install_order(key)})
+
+    def _requires_problems(self) -> list[str]:
+        """What is wrong with the ``requires`` of every entry (each a complete sentence)."""
+        problems = []
+        distributions = [e.distribution for e in self.plugins.values()]
+        for key, entry in self.plugins.items():
+            for item in entry.requires:
+                plugin, name = self.required_plugin(item), requirement_name(item)
+                if plugin is not None and item != name:
+                    problems.append(f"plugin {key!r}: field 'requires': {item!r} names the catalogue "
+                                    f"plugin {plugin.name!r}; list it alone, {name!r} (its source decides "
+                                    "the version)")
+                elif plugin is None and _normalise(name).startswith("polydiff-"):
+                    problems.append(f"plugin {key!r}: field 'requires': unknown plugin {name!r}"
+                                    f"{_hint(name, distributions)} (a polydiff-* requirement must be a "
+                                    "plugin of this catalogue)")
+        if problems:
+            return problems
+        for key in self.plugins:
+            try:
+                self.install_order(key)
+            except InvalidInputError as exc:
+                problems.append(str(exc))
+                break  # every member of the cycle would report the same one
+        return problems
+
     def source_folder(self, entry: CatalogueEntry) -> Path:
         """The absolute folder of a folder source; a clear error when it is not there."""
         if not entry.is_folder:
@@ -124,17 +222,6 @@ def _normalise(name: str) -> str:
 def _hint(name: str, choices) -> str:
     close = difflib.get_close_matches(str(name), list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _describe(err: dict) -> str:
-    loc = [str(p) for p in err["loc"]]
-    field = ".".join(loc) or "entry"
-    if err["type"] == "extra_forbidden":
-        hint = _hint(loc[-1], [f for f in CatalogueEntry.model_fields if f != "name"])
-        return f"unknown field {field!r}{hint}"
-    if err["type"] == "missing":
-        return f"missing field {field!r}"
-    return f"field {field!r}: {err['msg']}"
 
 
 def read_catalogue(path: str | Path | None = None) -> Catalogue:
@@ -169,11 +256,14 @@ def read_catalogue(path: str | Path | None = None) -> Catalogue:
         try:
             entries[name] = CatalogueEntry.model_validate({**table, "name": name})
         except ValidationError as exc:
-            problems.extend(f"plugin {name!r}: {_describe(e)}" for e in exc.errors())
-    if problems:
-        raise InvalidInputError(f"{path}: invalid plugin catalogue: " + "; ".join(problems))
+            fields = [f for f in CatalogueEntry.model_fields if f != "name"]
+            problems.append(f"plugin {name!r}: " + describe(exc, fields=fields, unknown="unknown field"))
     catalogue = Catalogue(plugins=entries)
     catalogue._path = path
+    if not problems:
+        problems = catalogue._requires_problems()
+    if problems:
+        raise InvalidInputError(f"{path}: invalid plugin catalogue: " + "; ".join(problems))
     return catalogue
 
 
@@ -212,9 +302,11 @@ def install_command(name: str, catalogue: Catalogue | None = None, *, editable: 
                     extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     """The pip command (in this interpreter's environment) that installs plugin ``name``.
 
-    ``name`` is a catalogue name or distribution, or a local folder (``./my-plugin``). Folder
-    sources are installed editable (``editable`` applies to a local folder given by the user);
-    a ``constraints.txt`` next to the catalogue is passed with ``-c``."""
+    ``name`` is a catalogue name or distribution, or a local folder (``./my-plugin``). A catalogue
+    plugin comes with every catalogue plugin it requires, in one pip command, dependencies first
+    (``install_order``), followed by the plain pip requirements they list. Folder sources are
+    installed editable (``editable`` applies to a local folder given by the user); a
+    ``constraints.txt`` next to the catalogue is passed with ``-c``."""
     if is_path(name) or (Path(name).is_dir() and not _in_catalogue(name, catalogue)):
         root = catalogue.root if catalogue is not None else CATALOGUE_PATH.resolve().parent
         folder = Path(name).expanduser().resolve()
@@ -225,13 +317,11 @@ def install_command(name: str, catalogue: Catalogue | None = None, *, editable: 
                                     "(no pyproject.toml or setup.py)")
         return _pip("install", *_constraints(root), *(["-e"] if editable else []), str(folder), *extra)
     catalogue = catalogue if catalogue is not None else read_catalogue()
-    entry = catalogue.get(name)
-    constraints = _constraints(catalogue.root)
-    if entry.is_folder:
-        target = ["-e", str(catalogue.source_folder(entry))]
-    else:
-        target = [entry.source]
-    return _pip("install", *constraints, *target, *entry.requires, *extra)
+    targets, requirements = [], []
+    for entry in catalogue.install_order(name):
+        targets += ["-e", str(catalogue.source_folder(entry))] if entry.is_folder else [entry.source]
+        requirements += [r for r in catalogue.pip_requirements(entry) if r not in requirements]
+    return _pip("install", *_constraints(catalogue.root), *targets, *requirements, *extra)
 
 
 def installed_plugin_distributions() -> dict[str, str]:

@@ -105,10 +105,19 @@ def _run_pip(ctx, command: list[str], dry_run: bool) -> None:
 @click.pass_context
 def install(ctx, name, pip_args, editable, dry_run):
     """Install plugin NAME (from the catalogue, or a local folder such as ./my-plugin) with pip,
-    into this environment. Arguments after `--` go to pip."""
-    from .catalogue import install_command
+    into this environment, together with the catalogue plugins it requires (one pip command,
+    dependencies first). Arguments after `--` go to pip."""
+    from .catalogue import install_command, is_path, read_catalogue
 
-    _run_pip(ctx, install_command(name, editable=editable, extra=pip_args), dry_run)
+    catalogue = None
+    if not is_path(name):
+        catalogue = read_catalogue()
+        if name in catalogue.names():
+            order = [e.name for e in catalogue.install_order(name)]
+            if len(order) > 1:
+                click.echo(f"{order[-1]} requires {', '.join(order[:-1])}: installing "
+                           f"{', '.join(order)}", err=True)
+    _run_pip(ctx, install_command(name, catalogue, editable=editable, extra=pip_args), dry_run)
     if not dry_run:
         click.echo(f"installed {name}; `polydiff plugins` lists what loads", err=True)
 
@@ -120,13 +129,20 @@ def install(ctx, name, pip_args, editable, dry_run):
 @click.pass_context
 def uninstall(ctx, name, pip_args, dry_run):
     """Uninstall plugin NAME (a catalogue or installed plugin, or its distribution) with pip."""
-    from .catalogue import installed_version, uninstall_command, uninstall_distribution
+    from .catalogue import installed_version, read_catalogue, uninstall_command, uninstall_distribution
     from ..errors import InvalidInputError
 
-    dist = uninstall_distribution(name)
+    catalogue = read_catalogue()
+    dist = uninstall_distribution(name, catalogue)
     if installed_version(dist) is None:
         raise InvalidInputError(f"plugin {name!r} is not installed (distribution {dist!r})")
-    _run_pip(ctx, uninstall_command(name, extra=pip_args), dry_run)
+    if name in catalogue.names():
+        needing = [d for d in catalogue.dependents(name)
+                   if installed_version(catalogue.plugins[d].distribution) is not None]
+        if needing:
+            click.echo(f"warning: {', '.join(needing)} require{'s' if len(needing) == 1 else ''} "
+                       f"{name} and will stop working without it", err=True)
+    _run_pip(ctx, uninstall_command(name, catalogue, extra=pip_args), dry_run)
 
 
 @plugins.command()

@@ -11,6 +11,7 @@ every row is computed on its own, so a sample's result does not depend on its ba
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -100,3 +101,20 @@ class GaussianMixture:
         k = torch.multinomial(weights[0], n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         return means[0, k] + self.std[k, None] * (z @ proj)  # proj is symmetric and idempotent
+
+
+def default_mixture(std: float = 0.6, schedule="vp-linear") -> GaussianMixture:
+    """The kit's reference data: three overlapping 2-D Gaussians (order measurements)."""
+    return GaussianMixture([[-2.0, -1.0], [2.0, 1.0], [0.0, 3.0]], [0.3, 0.5, 0.2], std, schedule)
+
+
+def separated_mixture(schedule="vp-linear") -> GaussianMixture:
+    """Three 2-D Gaussians 4+ apart (std 0.5): a sample's nearest mean is its component with
+    probability > 0.9999, so weights, means and spreads of samples can be estimated directly."""
+    return GaussianMixture([[-2.0, -2.0], [2.0, -2.0], [0.0, 2.5]], [0.5, 0.3, 0.2], 0.5, schedule)
+
+
+@functools.lru_cache(maxsize=1)
+def shared_mixture() -> GaussianMixture:
+    """One ``default_mixture()`` per process, for checks that only need some oracle."""
+    return default_mixture()

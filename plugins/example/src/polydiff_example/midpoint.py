@@ -1,13 +1,15 @@
 """An extra sampler, registered by a plugin like any built-in one."""
 
 
-def midpoint(model, x, grid, noise=None, callback=None):
+def midpoint(model, x, grid, noise=None, step=None):
     """Explicit midpoint (RK2) on the probability-flow ODE in scaled space.
 
     The midpoint is the geometric mean of the two noise levels; the last step to 0 is Euler."""
     import math
 
     import torch
+
+    import polydiff
 
     for i in range(len(grid)):
         at, st, as_, ss = grid.alpha[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
@@ -23,5 +25,5 @@ def midpoint(model, x, grid, noise=None, callback=None):
             xm = am * (x0 + vm * d)
             dm = (xm - am * model(xm, tm)) / sm
             x = as_ * (x0 + vt * d + (vs - vt) * dm)
-        x = x if callback is None else callback(i, x, x0)
+        x = polydiff.after_step(step, grid, i, x, x0)
     return x

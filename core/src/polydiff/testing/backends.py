@@ -1,0 +1,63 @@
+"""Backend checks: the backend loads where it says it runs, and its network accepts what its
+modality's ``generate`` task plans, condition and null condition alike."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..contract import Backend, LoadedModel
+from .errors import CheckSkipped, fail
+from .modalities import example_arguments
+from .support import components, describe, need_device
+
+
+def check_backend(backend, device: str = "cpu", *, n: int = 2) -> str:
+    """The backend loads on ``device`` into a ``LoadedModel`` with a schedule and its declared
+    prediction type, and its network returns finite values of the declared shape (the shape the
+    ``generate`` task of its modality plans, from that task's example) on that device, for the
+    condition and the null condition."""
+    from ..generation import Context
+    from ..request import GenerateRequest
+    from ..schedules import NoiseSchedule
+
+    c = components()
+    spec = c.backends.get_named(backend) if isinstance(backend, str) else backend
+    if not isinstance(spec, Backend):
+        fail(f"backend {backend!r} is not a Backend")
+    name = f"backend {spec.name!r} on {device}"
+    if device.split(":")[0] not in spec.devices:
+        raise CheckSkipped(f"backend {spec.name!r} declares devices {', '.join(spec.devices)} only")
+    need_device(device)
+    if spec.modality not in c.modalities:
+        fail(f"{name}: it is for modality {spec.modality!r}, which no loaded plugin registers")
+    if spec.checkpoint and not Path(spec.checkpoint).is_file():
+        fail(f"{name}: checkpoint file {spec.checkpoint!r} does not exist")
+    loaded = spec.load(device)
+    if not isinstance(loaded, LoadedModel):
+        fail(f"{name}: load() must return a polydiff.LoadedModel, got {type(loaded).__name__}")
+    if not isinstance(loaded.schedule, NoiseSchedule):
+        fail(f"{name}: LoadedModel.schedule must be a NoiseSchedule, got {loaded.schedule!r}")
+    if loaded.prediction != spec.prediction:
+        fail(f"{name}: the loaded model predicts {loaded.prediction!r}, the backend declares {spec.prediction!r}")
+    mod = c.modalities[spec.modality]
+    fields = {k: v for k, v in example_arguments(mod, "generate").items() if k not in ("steps", "sampler", "seed")}
+    fields.update(modality=mod.name, task="generate", backend=spec.name, device=device, n=n)
+    request = GenerateRequest.build(**fields)
+    request.seed = 0
+    context = Context(request)
+    plan = context.task.plan(request, context)
+    shape = (n, *plan.shape)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
+    t = torch.full((n,), 0.5, device=device)
+    branches = [("condition", plan.cond)] + ([("null condition", plan.uncond)] if plan.uncond is not None else [])
+    for what, cond in branches:
+        with torch.inference_mode():
+            out = loaded.net(x, t, cond)
+        if not torch.is_tensor(out) or tuple(out.shape) != shape:
+            fail(f"{name}: the network returned {describe(out)} for input of shape {shape} ({what})")
+        if out.device.type != x.device.type:
+            fail(f"{name}: the network returned a tensor on {out.device} for input on {x.device}")
+        if not torch.isfinite(out).all():
+            fail(f"{name}: the network returned NaN or infinity ({what})")
+    return f"loads; predicts {loaded.prediction} on {loaded.schedule.name}; returns {shape}"
