@@ -23,14 +23,24 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 import polydiff
-from polydiff.registries import components
+import torch
+from common import (
+    RESULTS,
+    DiffusersOracle,
+    PolydiffOracle,
+    diffusers_sample,
+    diffusers_scheduler,
+    git_commit,
+    initial_state,
+    machine,
+    mixture,
+    reference,
+    schedule,
+    sliced_w1,
+)
 from polydiff.loop import DEFAULT_SAMPLER, DEFAULT_SPACING
-
-from common import (RESULTS, DiffusersOracle, PolydiffOracle, diffusers_sample, diffusers_scheduler,
-                    git_commit, initial_state, machine, mixture, reference, schedule, sliced_w1)
+from polydiff.registries import components
 
 BUDGETS = (5, 10, 20)
 SPACINGS = ("leading", "linspace", "trailing")
@@ -206,7 +216,7 @@ def plot(pd_rows, default, df_rows, path):
         ax.plot([c["nfe"] for c in r["cells"]], [c["err"] for c in r["cells"]], "-o",
                 color="black" if is_default else colour[r["label"]], lw=3 if is_default else 1.5,
                 label=f"polydiff {r['label']}", zorder=3 if is_default else 2)
-    for k, r in enumerate(df_rows):
+    for r in df_rows:
         ax.plot([c["nfe"] for c in r["cells"]], [c["err"] for c in r["cells"]], "--s",
                 color=colour.get(r["pair"], "grey"), alpha=0.8, mfc="white" if "3" in r["label"] else None,
                 label=f"diffusers {r['label']}")
@@ -305,7 +315,7 @@ def main():
         "and its best is kept, separately at each budget.\n\n"
         f"Produced by `benchmarks/accuracy.py` in {time.time() - start:.0f} s on {machine()}; 1 thread; "
         f"commit {git_commit()}." + (" **--quick run**" if args.quick else "") + "\n\n"
-        + (f"![accuracy](accuracy.png)\n\n" if png else "")
+        + ("![accuracy](accuracy.png)\n\n" if png else "")
     )
     (out / "accuracy.md").write_text(header + text + "\n")
     summary = dict(budgets=BUDGETS, polydiff_best=[{k: v for k, v in c.items()} for c in pd_best],

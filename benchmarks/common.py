@@ -15,9 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
 import polydiff
+import torch
 from polydiff.noise import SeededNoise
 from polydiff.schedules import DiscreteVP
 from polydiff.testing import GaussianMixture

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import resource
 import subprocess
 import sys
@@ -28,11 +27,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-
 import polydiff
-
-from common import RESULTS, load_note, git_commit, machine
+import torch
+from common import RESULTS, git_commit, load_note, machine
 
 HERE = Path(__file__).resolve().parent
 PROMPT = "a red circle"

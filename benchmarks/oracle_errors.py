@@ -16,9 +16,8 @@ import platform
 import time
 from pathlib import Path
 
-import torch
-
 import polydiff
+import torch
 from polydiff.registries import components
 from polydiff.testing import GaussianMixture
 

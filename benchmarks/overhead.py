@@ -8,7 +8,8 @@ the sampler's arithmetic) against a diffusers pipeline's scheduler loop (``scale
 the model call and ``scheduler.step``, under ``torch.no_grad`` as its pipelines run it).
 Per-step time is the slope between a 10-step and a 50-step run, so per-call set-up (schedule
 grids, ``set_timesteps``, drawing x_T) is left out; it is reported on its own. Each is the
-fastest of ``--repeats`` runs (as ``timeit`` does: the least disturbed by anything else running). Shapes: [batch, 3, 32, 32] (the image plugin's size), float32.
+fastest of ``--repeats`` runs (as ``timeit`` does: the least disturbed by anything else running).
+Shapes: [batch, 3, 32, 32] (the image plugin's size), float32.
 """
 from __future__ import annotations
 
@@ -17,11 +18,9 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 import polydiff
-
-from common import RESULTS, load_note, diffusers_scheduler, git_commit, machine, schedule
+import torch
+from common import RESULTS, diffusers_scheduler, git_commit, load_note, machine, schedule
 
 # polydiff sampler (spacing) <-> diffusers scheduler (config)
 PAIRS = [
@@ -83,8 +82,8 @@ def measure(device, repeats):
     rows = []
     for pd_name, spacing, df_label, cls, config in PAIRS:
         for batch in BATCHES:
-            p_step, p_call = slope(lambda s: time_polydiff(pd_name, spacing, s, batch, device, sch), repeats)
-            d_step, d_call = slope(lambda s: time_diffusers(cls, config, s, batch, device), repeats)
+            p_step, p_call = slope(lambda s: time_polydiff(pd_name, spacing, s, batch, device, sch), repeats)  # noqa: B023 (called now)
+            d_step, d_call = slope(lambda s: time_diffusers(cls, config, s, batch, device), repeats)  # noqa: B023
             rows.append(dict(device=device.type, polydiff=pd_name, diffusers=df_label, batch=batch,
                              p_step=p_step, d_step=d_step, p_call=p_call, d_call=d_call))
             print(f"  {device.type} b={batch} {pd_name}: {p_step * 1e6:.0f} us/step vs {df_label}: "

@@ -1,8 +1,7 @@
 """CUDA paths; skipped cleanly on machines without a GPU (CI has none)."""
+import polydiff
 import pytest
 import torch
-
-import polydiff
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 

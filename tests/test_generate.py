@@ -1,10 +1,9 @@
 """End-to-end tests of the generate API through the separately installed example plugin."""
 import json
 
+import polydiff
 import pytest
 import torch
-
-import polydiff
 from polydiff.errors import InvalidInputError, NonFiniteError, UnknownNameError
 
 

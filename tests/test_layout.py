@@ -6,9 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import polydiff
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = sorted(p for p in (REPO / "plugins").iterdir() if (p / "pyproject.toml").is_file())

@@ -14,7 +14,6 @@ import runpy
 from pathlib import Path
 
 import pytest
-
 from _venv import make_venv
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"

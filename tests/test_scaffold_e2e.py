@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-
 from _venv import make_venv
 
 

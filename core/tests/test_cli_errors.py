@@ -10,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polydiff
 import pytest
 from click.testing import CliRunner
-
-import polydiff
 from polydiff import cli as cli_module
 from polydiff.errors import InvalidInputError
 from polydiff.registries import components

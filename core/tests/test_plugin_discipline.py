@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 import polydiff.testing
+import pytest
 from polydiff import hookspecs
 from polydiff.plugins import load_plugins
 

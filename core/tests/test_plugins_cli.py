@@ -15,10 +15,9 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+import polydiff
 import pytest
 from click.testing import CliRunner
-
-import polydiff
 from polydiff import cli as cli_module
 from polydiff.cli.catalogue import (
     CATALOGUE_PATH,

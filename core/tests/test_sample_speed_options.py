@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import inspect
 
+import polydiff
 import pytest
 import torch
-
-import polydiff
 from polydiff.errors import InvalidInputError
-from polydiff.loop import DEFAULT_SAMPLER, DEFAULT_SPACING, sample
+from polydiff.loop import DEFAULT_SAMPLER, DEFAULT_SPACING, DEFAULTS, sample
 from polydiff.testing import GaussianMixture
-
 
 # tiny tensors: one torch thread is fastest, and far faster on a busy machine
 pytestmark = pytest.mark.usefixtures("polydiff_single_thread")
@@ -24,10 +22,13 @@ def _mixture():
 
 def test_defaults_are_the_module_constants():
     params = inspect.signature(sample).parameters
-    assert params["sampler"].default == DEFAULT_SAMPLER
-    assert params["spacing"].default == DEFAULT_SPACING
+    assert params["sampler"].default is None and params["spacing"].default is None  # per process
+    assert DEFAULTS["gaussian"] == (DEFAULT_SAMPLER, DEFAULT_SPACING)
     components = polydiff.components()
-    assert DEFAULT_SAMPLER in components.samplers and DEFAULT_SPACING in components.spacings
+    for process, (sampler, spacing) in DEFAULTS.items():
+        assert components.samplers[sampler].process == process and spacing in components.spacings
+    x = sample(_mixture(), (2, 2, 2), steps=3)
+    assert torch.equal(x, sample(_mixture(), (2, 2, 2), steps=3, sampler=DEFAULT_SAMPLER, spacing=DEFAULT_SPACING))
 
 
 def test_compile_gives_the_same_samples():

@@ -13,10 +13,9 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 import pytest
 from click.testing import CliRunner
-
 from polydiff import cli as cli_module
-from polydiff.errors import InvalidInputError
 from polydiff.cli.scaffold import names_for, new_plugin
+from polydiff.errors import InvalidInputError
 
 TEMPLATE = Path(__import__("polydiff.cli.scaffold", fromlist=["x"]).__file__).with_name("template")
 EXPECTED = [".gitignore", "README.md", "pyproject.toml", "src/polydiff_myplug/__init__.py",

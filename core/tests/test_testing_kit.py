@@ -10,13 +10,12 @@ import textwrap
 
 import click
 import numpy as np
+import polydiff
 import pytest
 import torch
-from pydantic import BaseModel
-
-import polydiff
 from polydiff import testing as kit
 from polydiff.testing import CheckSkipped, ConformanceError, registered
+from pydantic import BaseModel
 
 
 @pytest.fixture(autouse=True)
@@ -174,7 +173,6 @@ def test_every_hook_is_exercised_and_the_plugin_passes_the_kit():
 
 def test_plugin_commands_reach_the_cli():
     from click.testing import CliRunner
-
     from polydiff.cli import cli
 
     group = click.Group("polydiff", commands=dict(cli.commands))
@@ -440,7 +438,6 @@ def test_a_plugin_that_failed_to_load_fails_the_kit(monkeypatch):
 
 def test_plugins_check_command_exits_1_on_a_failure():
     from click.testing import CliRunner
-
     from polydiff.cli import _add_plugin_commands, cli
 
     _add_plugin_commands()

@@ -9,21 +9,19 @@ import signal
 import struct
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
+import polydiff
 import pydantic
 import pytest
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
-
-import polydiff
 from polydiff import InvalidInputError, NonFiniteError, TrainConfig, Trainer, load_checkpoint, save_checkpoint
 from polydiff import checkpoint as ckpt
 from polydiff.denoisers import target_for
 from polydiff.loop import resolve
+from safetensors import safe_open
+from safetensors.torch import load_file
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import importlib
 
+from .contract import Backend, Encoder, LoadedModel, Modality, Plan, StepInfo, Task
 from .errors import InvalidInputError, NonFiniteError, PluginError, PolydiffError, UnknownNameError
 from .hookspecs import hookimpl
-from .contract import Backend, Encoder, LoadedModel, Modality, Plan, StepInfo, Task
 
 __version__ = "0.1.0"
 
 _LAZY = {
     # maths
-    "NoiseSchedule": "schedules", "VPSchedule": "schedules", "Grid": "schedules",
+    "NoiseSchedule": "schedules", "VPSchedule": "schedules", "Grid": "schedules", "MaskSchedule": "masked",
     "Spacing": "spacing", "SeededNoise": "noise",
     "as_denoiser": "denoisers", "guided": "denoisers", "x0_from": "denoisers", "target_for": "denoisers",
     "sample": "loop", "build_grid": "loop", "after_step": "samplers",
@@ -24,7 +24,7 @@ _LAZY = {
     "Operator": "editing", "MaskOperator": "editing", "LinearOperator": "editing",
     "FunctionOperator": "editing",
     # generation
-    "generate": "generation", "GenerateRequest": "request", "Result": "result", "Context": "generation",
+    "generate": "generation", "evaluate": "evaluation", "GenerateRequest": "request", "Result": "result", "Context": "generation",
     "load_encoder": "generation",
     # training and checkpoints
     "Trainer": "training", "TrainConfig": "training",

@@ -30,5 +30,5 @@ class CaptionedData:
         rows = torch.tensor([self.index[c] for c in captions])
         return x0, {k: v[rows] for k, v in self.table.items()}
 
-    def null_cond(self, n):
+    def null_cond(self, n) -> dict[str, torch.Tensor]:
         return {k: v.expand(n, *v.shape[1:]) for k, v in self.null.items()}

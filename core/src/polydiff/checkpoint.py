@@ -11,6 +11,11 @@ the two renames (new tensors, old JSON): then the config copy inside the tensors
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .contract import LoadedModel
+
 import hashlib
 import json
 import os
@@ -167,16 +172,16 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_trained(folder, build, device="cpu"):
+def load_trained(folder, build, device="cpu") -> LoadedModel:
     """A ``LoadedModel`` from a checkpoint the ``Trainer`` wrote: ``build(**model_config)``
     makes the network, which gets the (EMA) weights, eval mode and no gradients; the schedule
     and prediction come from the checkpoint. What every backend's ``load(device)`` needs."""
-    from .registries import components
     from .contract import LoadedModel
+    from .registries import components
 
     tensors, config = load_checkpoint(folder, device=device)
     net = build(**config.get("model_config", {})).to(device)
     net.load_state_dict(tensors)
     net.eval().requires_grad_(False)
     return LoadedModel(net=net, schedule=components().schedules.get_named(config["schedule"]),
-                       prediction=config["prediction"], config=config)
+                       prediction=config["prediction"], config=config, mask_id=config.get("mask_id"))

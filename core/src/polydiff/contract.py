@@ -17,6 +17,10 @@ class SamplerSpec:
     order: int = 1
     stochastic: bool = False
     description: str = ""
+    process: str = "gaussian"   # the noise process it drives: "gaussian" or "masked"
+
+
+PROCESSES = ("gaussian", "masked")  # what a schedule noises and a sampler drives
 
 
 @dataclass
@@ -91,7 +95,7 @@ class Modality:
     read: Callable[[list], list] | None = None
     tolerance: float = 1e-4      # max |read(write(x)) - x| the formats promise (8-bit PNG: 1/255)
     max_elements: int = 2**24    # n * per-sample elements allowed in one call (memory budget)
-    evaluate: Callable[..., dict] | None = None  # evaluate(out=folder, quick=bool) -> report
+    evaluate: Callable[..., dict] | None = None  # evaluate(out=folder, quick=bool) -> report (core saves it)
     demo: Callable[..., list] | None = None       # demo(folder) -> files, run by `polydiff demo`
 
     def __post_init__(self):
@@ -157,6 +161,7 @@ class LoadedModel:
     schedule: Any
     prediction: str
     config: dict = field(default_factory=dict)
+    mask_id: int | None = None   # the mask token of a masked-process model
 
 
 @dataclass

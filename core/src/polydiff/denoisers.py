@@ -6,18 +6,20 @@ in one batched call. Samplers only ever see x0_hat.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from .errors import InvalidInputError
 
-PREDICTIONS = ("eps", "v", "x0", "flow")
+PREDICTIONS = ("eps", "v", "x0", "flow", "logits")  # logits: the masked process's denoiser
 
 
 def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return v.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
 
 
-def x0_from(prediction: str, out, x, alpha, sigma):
+def x0_from(prediction: str, out, x, alpha, sigma) -> torch.Tensor:
     """x0 implied by a network output of the given kind (alpha, sigma broadcast to x)."""
     if prediction == "x0":
         return out
@@ -30,7 +32,7 @@ def x0_from(prediction: str, out, x, alpha, sigma):
     raise InvalidInputError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
 
 
-def target_for(prediction: str, x0, eps, alpha, sigma):
+def target_for(prediction: str, x0, eps, alpha, sigma) -> torch.Tensor:
     """The training target of a network of the given kind; the inverse of ``x0_from``."""
     if prediction == "x0":
         return x0
@@ -43,10 +45,17 @@ def target_for(prediction: str, x0, eps, alpha, sigma):
     raise InvalidInputError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
 
 
-def as_denoiser(net, schedule, prediction: str = "eps"):
-    """Wrap ``net(x, t, cond)`` predicting ``prediction`` into ``D(x, t, cond) -> x0_hat``."""
+def as_denoiser(net, schedule, prediction: str = "eps") -> Callable[..., torch.Tensor]:
+    """Wrap ``net(x, t, cond)`` predicting ``prediction`` into ``D(x, t, cond) -> x0_hat``;
+    logits become log-probabilities, so guidance mixes log-probabilities (as it mixes x0)."""
     if prediction not in PREDICTIONS:
         raise InvalidInputError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    if prediction == "logits":
+        def token_denoiser(x, t, cond=None):
+            return torch.log_softmax(net(x, t, cond).float(), dim=-1).clamp_min(-1e4)  # no -inf - -inf
+
+        token_denoiser.schedule, token_denoiser.prediction = schedule, prediction
+        return token_denoiser
 
     def denoiser(x, t, cond=None):
         a, s = _bcast(schedule.alpha(t), x), _bcast(schedule.sigma(t), x)
@@ -68,7 +77,7 @@ def _cat(a, b):
     raise InvalidInputError(f"cannot batch a condition of type {type(a).__name__}")
 
 
-def guided(denoiser, cond, uncond, scale: float):
+def guided(denoiser, cond, uncond, scale: float) -> Callable[..., torch.Tensor]:
     """Classifier-free guidance: D_u + scale * (D_c - D_u), both branches in one call."""
     if scale == 1.0 or uncond is None:
         return lambda x, t, _c=None: denoiser(x, t, cond)

@@ -15,6 +15,7 @@ fix up the final sample (``finish``). Three mechanisms cover the editing tasks o
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -24,20 +25,21 @@ from .errors import InvalidInputError
 class Constraint:
     t_start: float | None = None  # start the run here instead of the schedule's t_max
     needs_grad = False            # True if ``wrap`` differentiates through the denoiser
+    processes = ("gaussian",)     # the noise processes it applies to
 
-    def start(self, z, grid):
+    def start(self, z, grid) -> torch.Tensor:
         """Initial state from standard normal ``z`` at ``grid.t[0]``."""
         return grid.sigma[0] * z
 
-    def wrap(self, model, grid, noise):
+    def wrap(self, model, grid, noise) -> Callable[..., torch.Tensor]:
         return model
 
-    def after_step(self, i, x, grid, model, noise):
+    def after_step(self, i, x, grid, model, noise) -> torch.Tensor:
         """The state after sampler step ``i`` (now at ``grid.t[i + 1]``), possibly changed;
         ``model(x, t)`` is the run's (constrained) denoiser."""
         return x
 
-    def finish(self, x):
+    def finish(self, x) -> torch.Tensor:
         return x
 
 
@@ -56,22 +58,35 @@ class Replacement(Constraint):
     ``resample - 1`` times, a jump back up one step (forward noising) and an ancestral step
     down again (RePaint's resampling), so the unknown part can catch up with the known part.
     A mask between 0 and 1 pulls towards ``known`` at every step, so the pull compounds: even
-    0.25 ends close to ``known``. For a fade between known and new, blend after sampling."""
+    0.25 ends close to ``known``. For a fade between known and new, blend after sampling.
+
+    Integer ``known`` is tokens of the masked process: kept tokens are visible from the start
+    and samplers never change a visible token, so the rest is sampled given them exactly."""
+
+    processes = ("gaussian", "masked")
 
     def __init__(self, known: torch.Tensor, mask: torch.Tensor, resample: int = 1):
         if resample < 1:
             raise InvalidInputError(f"resample must be at least 1, got {resample}")
         _check_like("mask", mask, known.shape)
-        self.known, self.mask, self.resample = known, mask.to(known.dtype), resample
+        self.tokens = not known.is_floating_point()
+        self.known, self.resample = known, resample
+        self.mask = mask.bool() if self.tokens else mask.to(known.dtype)
 
-    def start(self, z, grid):
+    def start(self, z, grid) -> torch.Tensor:
+        if self.tokens:   # z is the all-mask state
+            return torch.where(self.mask, self.known, z)
         return self.mask * (grid.alpha[0] * self.known) + grid.sigma[0] * z
 
-    def wrap(self, model, grid, noise):
+    def wrap(self, model, grid, noise) -> Callable[..., torch.Tensor]:
+        if self.tokens:
+            return model
         known, mask = self.known, self.mask
         return lambda x, t: mask * known + (1 - mask) * model(x, t)
 
-    def after_step(self, i, x, grid, model, noise):
+    def after_step(self, i, x, grid, model, noise) -> torch.Tensor:
+        if self.tokens:   # a step hook may have changed the state: kept tokens stay kept
+            return torch.where(self.mask, self.known, x)
         at, st, as_, ss = grid.alpha[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
         if ss == 0:
             return x  # the end: ``finish`` puts the known values in
@@ -87,7 +102,9 @@ class Replacement(Constraint):
             x = mask * (as_ * known + ss * noise(x)) + (1 - mask) * x
         return x
 
-    def finish(self, x):
+    def finish(self, x) -> torch.Tensor:
+        if self.tokens:
+            return torch.where(self.mask, self.known, x)
         return self.mask * self.known + (1 - self.mask) * x
 
 
@@ -99,7 +116,7 @@ class SDEdit(Constraint):
             raise InvalidInputError(f"strength must be in (0, 1], got {strength}")
         self.init, self.t_start = init, float(strength)
 
-    def start(self, z, grid):
+    def start(self, z, grid) -> torch.Tensor:
         return grid.alpha[0] * self.init + grid.sigma[0] * z
 
 
@@ -115,7 +132,7 @@ class FromNoisy(Constraint):
         self.noisy = noisy
         self.t_start = min(float(schedule.t_of_lam(lam)) / schedule.t_max, 1.0)
 
-    def start(self, z, grid):
+    def start(self, z, grid) -> torch.Tensor:
         return grid.alpha[0] * self.noisy
 
 
@@ -138,7 +155,7 @@ class MaskOperator(Operator):
     def __call__(self, x):
         return self.mask * x
 
-    def project(self, x, y):
+    def project(self, x, y) -> torch.Tensor:
         return self.mask * y + (1 - self.mask) * x
 
 
@@ -152,7 +169,7 @@ class LinearOperator(Operator):
     def __call__(self, x):
         return self.forward(x)
 
-    def project(self, x, y):
+    def project(self, x, y) -> torch.Tensor:
         return x + self.pinv(y - self.forward(x))
 
 
@@ -181,7 +198,7 @@ class Measurement(Constraint):
         self.project = mode == "project" or (mode == "auto" and can_project)
         self.needs_grad = not self.project
 
-    def wrap(self, model, grid, noise):
+    def wrap(self, model, grid, noise) -> Callable[..., torch.Tensor]:
         A, y = self.operator, self.y
         if self.project:
             return lambda x, t: A.project(model(x, t), y)
@@ -197,5 +214,5 @@ class Measurement(Constraint):
 
         return dps
 
-    def finish(self, x):
+    def finish(self, x) -> torch.Tensor:
         return self.operator.project(x, self.y) if self.project else x

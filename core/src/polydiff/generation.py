@@ -6,6 +6,11 @@ for what to sample, loads the backend, applies guidance, samples and records met
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .result import Result
+
 import functools
 import random
 from collections import OrderedDict
@@ -114,7 +119,7 @@ def resolve_device(device: str, supported=("cpu",)) -> str:
     return device
 
 
-def generate(modality: str, prompt: str | None = None, *, progress: bool = False, **fields):
+def generate(modality: str, prompt: str | None = None, *, progress: bool = False, **fields) -> Result:
     """Generate (or edit) ``n`` samples of a modality; see ``GenerateRequest`` for the fields.
 
     Fields the request model does not know are the task's options (``seconds=2``, ``frames=16``).

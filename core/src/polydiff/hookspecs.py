@@ -10,40 +10,40 @@ hookimpl = HookimplMarker("polydiff")
 
 
 @hookspec
-def register_schedules(register):
+def register_schedules(register) -> None:
     """Register noise schedules (``NoiseSchedule``) and step spacings (``Spacing``)."""
 
 
 @hookspec
-def register_samplers(register):
+def register_samplers(register) -> None:
     """Register sampler functions: ``register(name, fn, order=..., stochastic=...)``."""
 
 
 @hookspec
-def register_modalities(register):
+def register_modalities(register) -> None:
     """Register a ``Modality``: its data spec, tasks, file formats and default backend."""
 
 
 @hookspec
-def register_encoders(register):
+def register_encoders(register) -> None:
     """Register data encoders and condition encoders (text, class, ...) as ``Encoder``."""
 
 
 @hookspec
-def register_backends(register):
+def register_backends(register) -> None:
     """Register denoiser backends (``Backend``): architecture, checkpoint, prediction, devices."""
 
 
 @hookspec
-def register_commands(cli):
+def register_commands(cli) -> None:
     """Add commands to the ``polydiff`` click group."""
 
 
 @hookspec
-def on_step(step):
+def on_step(step) -> None:
     """Observe (or change ``step.x``) after every sampler step; ``step`` is a ``StepInfo``."""
 
 
 @hookspec(firstresult=True)
-def run_generation(request, context):
+def run_generation(request, context) -> None:
     """Produce a ``Result`` for a request; wrap it (``wrapper=True``) to time, log or watermark."""

@@ -1,23 +1,25 @@
 """``sample``: run any sampler over any denoiser, with constraints, step hooks and a progress bar."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
+from .contract import StepInfo
 from .errors import InvalidInputError, NonFiniteError
 from .noise import SeededNoise
 from .schedules import Grid, NoiseSchedule
 from .spacing import Spacing, check_times
-from .contract import StepInfo
 
 # The measured winner at 5, 10 and 20 NFE in benchmarks/accuracy.py (see benchmarks/results/).
 DEFAULT_SAMPLER = "unipc"
 DEFAULT_SPACING = "logsnr-window"
 DEFAULT_SCHEDULE = "vp-linear"
+# per process: (sampler, spacing) when none is named; masked steps are even in t (as MDLM's)
+DEFAULTS = {"gaussian": (DEFAULT_SAMPLER, DEFAULT_SPACING), "masked": ("mdlm", "trailing")}
 
 
-def resolve(kind: str, value):
+def resolve(kind: str, value) -> Any:
     """A registered component by name, or the object itself if one was passed."""
     if not isinstance(value, str):
         return value
@@ -53,10 +55,10 @@ def sample(
     denoiser: Callable,
     shape: Sequence[int],
     *,
-    sampler=DEFAULT_SAMPLER,
+    sampler=None,
     steps: int = 20,
     schedule: NoiseSchedule | str | None = None,
-    spacing=DEFAULT_SPACING,
+    spacing=None,
     seed: int = 0,
     cond=None,
     constraints: Sequence = (),
@@ -68,8 +70,15 @@ def sample(
     compile: bool | dict = False,
     autocast: str | None = None,
     channels_last: bool = False,
-):
+    mask_id: int | None = None,
+) -> torch.Tensor:
     """Draw ``shape[0]`` samples with the denoiser ``D(x, t, cond) -> x0_hat``.
+
+    The schedule's process decides the rest: a Gaussian schedule samples real tensors from
+    noise; a masked one (``mask-linear``, ``mask-cosine``) samples tokens [n, L] from all
+    ``mask_id`` (default: the denoiser's ``.mask_id``) with ``D(tokens, t, cond) -> logits``
+    [n, L, V]. ``sampler`` and ``spacing`` default to the process's own (``DEFAULTS``); a
+    sampler of the other process is refused.
 
     Sample i uses seed ``seed + i`` for all of its noise, so it is the same whatever the batch.
     ``schedule`` defaults to the denoiser's ``.schedule`` attribute, else ``vp-linear``.
@@ -88,12 +97,18 @@ def sample(
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise InvalidInputError(f"steps must be a positive integer, got {steps!r}")
     schedule = resolve("schedules", schedule or getattr(denoiser, "schedule", None) or DEFAULT_SCHEDULE)
-    spec = resolve("samplers", sampler)
+    process = getattr(schedule, "process", "gaussian")
+    spec = resolve("samplers", sampler or DEFAULTS[process][0])
     fn = getattr(spec, "fn", spec)
+    _check_process(spec, schedule, constraints)
     device = torch.device(device or "cpu")
     t_start = min((c.t_start for c in constraints if c.t_start is not None), default=None)
-    grid = build_grid(schedule, spacing, steps, t_start)
+    grid = build_grid(schedule, spacing or DEFAULTS[process][1], steps, t_start)
     noise = SeededNoise.for_batch(seed, shape[0], device, dtype)
+    masked = process == "masked"
+    if masked:
+        mask_id = _mask_id(mask_id, denoiser)
+        sampler_options = {"mask_id": mask_id, **(sampler_options or {})}
 
     net = _speed_up(denoiser, compile, autocast, device)
     memory_format = torch.channels_last if channels_last and len(shape) == 4 else None
@@ -107,9 +122,11 @@ def sample(
         if tt is None:
             tt = times[t, x.shape[0]] = torch.full((x.shape[0],), t, device=device, dtype=dtype)
         x0 = net(x, tt, cond)
-        if x0.shape != x.shape:
-            raise InvalidInputError(f"denoiser returned shape {tuple(x0.shape)} for input {tuple(x.shape)}")
-        if x0.dtype != x.dtype:
+        if (x0.shape[:-1] if masked else x0.shape) != x.shape:
+            raise InvalidInputError(f"denoiser returned shape {tuple(x0.shape)} for input {tuple(x.shape)}"
+                                    + (" (a masked-process denoiser returns logits [*input, vocabulary])"
+                                       if masked else ""))
+        if x0.dtype != x.dtype and not masked:
             x0 = x0.to(x.dtype)
         if memory_format is not None:
             x0 = x0.contiguous(memory_format=memory_format)
@@ -134,8 +151,11 @@ def sample(
 
     needs_grad = any(c.needs_grad for c in constraints)
     with torch.no_grad() if needs_grad else torch.inference_mode():
-        z = noise.randn(shape[1:])
-        x = z * grid.sigma[0]
+        if masked:   # every token masked; constraints start from that
+            z = x = torch.full(shape, mask_id, dtype=torch.long, device=device)
+        else:
+            z = noise.randn(shape[1:])
+            x = z * grid.sigma[0]
         for c in constraints:
             x = c.start(z, grid)
         if memory_format is not None:
@@ -156,6 +176,30 @@ def sample(
 
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _check_process(spec, schedule, constraints) -> None:
+    """One line when a sampler or constraint is for the other noise process than the schedule's."""
+    process = getattr(schedule, "process", "gaussian")
+    drives = getattr(spec, "process", "gaussian")
+    if drives != process:
+        from .registries import components
+
+        fitting = sorted(n for n, s in components().samplers.items() if s.process == process)
+        raise InvalidInputError(
+            f"sampler: {getattr(spec, 'name', spec)!r} drives the {drives} process, but the schedule "
+            f"{schedule.name!r} is {process}; use one of: {', '.join(fitting)}")
+    for c in constraints:
+        if process not in getattr(c, "processes", ("gaussian",)):
+            raise InvalidInputError(f"{type(c).__name__} does not apply to the {process} process")
+
+
+def _mask_id(mask_id, denoiser) -> int:
+    mask_id = getattr(denoiser, "mask_id", None) if mask_id is None else mask_id
+    if mask_id is None or isinstance(mask_id, bool) or not isinstance(mask_id, int) or mask_id < 0:
+        raise InvalidInputError(f"mask_id: the masked process needs the mask token's id (a non-negative "
+                                f"integer, or the denoiser's .mask_id), got {mask_id!r}")
+    return mask_id
 
 
 def _speed_up(denoiser, compile, autocast, device):

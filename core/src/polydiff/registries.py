@@ -14,9 +14,9 @@ import importlib
 import sys
 from typing import Any, NamedTuple
 
+from .contract import PROCESSES, Backend, Encoder, Modality, SamplerSpec
 from .errors import PluginError, UnknownNameError
 from .plugins import load_plugins, report_failure, strict
-from .contract import Backend, Encoder, Modality, SamplerSpec
 
 
 class Entry(NamedTuple):
@@ -44,7 +44,7 @@ class Registry(dict):
         """What ``plugin`` registered here, winning or shadowed."""
         return [e for e in self.entries if e.plugin == plugin]
 
-    def get_named(self, name: str):
+    def get_named(self, name: str) -> Any:
         if name in self:
             return self[name]
         close = difflib.get_close_matches(str(name), list(self), n=1)
@@ -97,9 +97,11 @@ def components() -> Components:
         return register
 
     def samplers(plugin):
-        def register(name, fn, *, order=1, stochastic=False, description=None):
+        def register(name, fn, *, order=1, stochastic=False, description=None, process="gaussian"):
+            if process not in PROCESSES:
+                raise PluginError(f"register_samplers: {name!r} has process {process!r}; expected one of {PROCESSES}")
             doc = description or ((fn.__doc__ or "").strip().splitlines() or [""])[0]
-            c.samplers.add(name, SamplerSpec(name, fn, order, stochastic, doc), plugin)
+            c.samplers.add(name, SamplerSpec(name, fn, order, stochastic, doc, process), plugin)
         return register
 
     def typed(registry, cls):

@@ -17,11 +17,15 @@ are alpha and sigma at t; ``as_``, ``ss`` at s). Two coordinates read like the p
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from .contract import StepInfo
 
+if TYPE_CHECKING:
+    import torch
 
-def after_step(step, grid, i, x, x0):
+
+def after_step(step, grid, i, x, x0) -> torch.Tensor:
     """End sampler step ``i``: show the state to ``step`` and return it as ``step`` left it.
 
     ``step`` is the sampler's ``step`` argument: ``None`` (then ``x`` is returned at no cost)
@@ -63,7 +67,7 @@ def _combine(terms):
 
 # -- first order: DDIM, its special cases and its ancestral sibling ------------------------------
 
-def ddim(model, x, grid, noise=None, step=None, eta: float = 0.0):
+def ddim(model, x, grid, noise=None, step=None, eta: float = 0.0) -> torch.Tensor:
     """DDIM (Song et al. 2021, eq. 12): ``x_s = as_ x0 + sqrt(ss^2 - c^2) eps + c z`` with
     ``c = eta *`` the std of DDPM's posterior q(x_s | x_t, x0). eta = 0 is deterministic (and
     is Euler's method, see ``euler``); eta = 1 is DDPM (see ``ddpm``)."""
@@ -80,20 +84,20 @@ def ddim(model, x, grid, noise=None, step=None, eta: float = 0.0):
     return x
 
 
-def ddpm(model, x, grid, noise=None, step=None):
+def ddpm(model, x, grid, noise=None, step=None) -> torch.Tensor:
     """Ancestral sampling from the Gaussian posterior q(x_s | x_t, x0) (Ho et al. 2020): DDIM
     with eta = 1, whose step is that posterior's mean plus its std times fresh noise."""
     return ddim(model, x, grid, noise, step, eta=1.0)
 
 
-def euler(model, x, grid, noise=None, step=None):
+def euler(model, x, grid, noise=None, step=None) -> torch.Tensor:
     """Euler's method on the probability-flow ODE in scaled space (Karras et al. 2022, Alg. 1
     without churn): ``x~_s = x~_t + d (v_s - v_t) = x0 + v_s eps``, i.e. ``x_s = as_ x0 + ss eps``,
     which is DDIM's step with eta = 0 (and DPM-Solver++'s first-order one)."""
     return ddim(model, x, grid, noise, step, eta=0.0)
 
 
-def euler_ancestral(model, x, grid, noise=None, step=None, eta: float = 1.0):
+def euler_ancestral(model, x, grid, noise=None, step=None, eta: float = 1.0) -> torch.Tensor:
     """Euler down to the scaled level ``down``, then fresh noise of scaled std ``up`` to the next
     level, ``down^2 + up^2 = v_s^2`` (k-diffusion's ancestral step); eta = 0 is ``euler``."""
     noise = _seeded(noise, x)
@@ -113,7 +117,7 @@ def euler_ancestral(model, x, grid, noise=None, step=None, eta: float = 1.0):
 
 # -- second order in scaled space ----------------------------------------------------------------
 
-def heun(model, x, grid, noise=None, step=None):
+def heun(model, x, grid, noise=None, step=None) -> torch.Tensor:
     """Heun's method in scaled space (Karras et al. 2022, Alg. 1): an Euler step, then the
     trapezoid with the slope at its end; the last step, to sigma = 0, is Euler's."""
     for i in range(len(grid)):
@@ -133,7 +137,7 @@ def heun(model, x, grid, noise=None, step=None):
 
 # -- multistep in log-SNR (DPM-Solver++, UniPC) --------------------------------------------------
 
-def dpmpp_2m_sde(model, x, grid, noise=None, step=None, eta: float = 1.0):
+def dpmpp_2m_sde(model, x, grid, noise=None, step=None, eta: float = 1.0) -> torch.Tensor:
     """DPM-Solver++(2M) and its SDE variant (Lu et al. 2022, Alg. 2; k-diffusion's midpoint form):
     ``x_s = (ss/st) e^{-eta h} x + as_ (1 - e^{-(1 + eta) h}) D + ss sqrt(1 - e^{-2 eta h}) z``,
     ``D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev`` with ``r = h_prev / h``; D = x0 on the first step,
@@ -160,7 +164,7 @@ def dpmpp_2m_sde(model, x, grid, noise=None, step=None, eta: float = 1.0):
     return x
 
 
-def dpmpp_2m(model, x, grid, noise=None, step=None):
+def dpmpp_2m(model, x, grid, noise=None, step=None) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): second-order multistep in log-SNR, data
     prediction; ``dpmpp_2m_sde`` with eta = 0."""
     return dpmpp_2m_sde(model, x, grid, noise, step, eta=0.0)
@@ -214,14 +218,14 @@ def _exp_multistep(model, x, grid, step, corrector):
     return x
 
 
-def dpmpp_3m(model, x, grid, noise=None, step=None):
+def dpmpp_3m(model, x, grid, noise=None, step=None) -> torch.Tensor:
     """DPM-Solver++(3M) (Lu et al. 2022): third-order multistep in log-SNR, data prediction, with
     exact exponential-integrator weights (x0 extrapolated by the quadratic through the last
     three x0); the last step, to sigma = 0, is the data prediction itself."""
     return _exp_multistep(model, x, grid, step, corrector=False)
 
 
-def unipc(model, x, grid, noise=None, step=None, corrector: bool = True):
+def unipc(model, x, grid, noise=None, step=None, corrector: bool = True) -> torch.Tensor:
     """UniPC's predictor-corrector scheme (Zhao et al. 2023) with exact exponential-integrator
     weights: the ``dpmpp_3m`` predictor, and a corrector free of extra NFE that integrates the
     step just taken again through the x0 found at its end (added to the state after any change

@@ -17,6 +17,7 @@ class NoiseSchedule:
 
     name = "schedule"
     description = ""
+    process = "gaussian"   # "masked" for the token schedules of ``polydiff.masked``
     t_min = 1e-3
     t_max = 1.0
 
@@ -54,16 +55,16 @@ class NoiseSchedule:
 class VPSchedule(NoiseSchedule):
     """Variance preserving: alpha^2 + sigma^2 = 1, defined by log(alpha^2) = log_alpha_bar(t)."""
 
-    def log_alpha_bar(self, t):
+    def log_alpha_bar(self, t) -> torch.Tensor:
         raise NotImplementedError
 
-    def alpha(self, t):
+    def alpha(self, t) -> torch.Tensor:
         return torch.exp(0.5 * self.log_alpha_bar(t))
 
-    def sigma(self, t):
+    def sigma(self, t) -> torch.Tensor:
         return torch.sqrt(-torch.expm1(self.log_alpha_bar(t)))
 
-    def lam(self, t):
+    def lam(self, t) -> torch.Tensor:
         lab = self.log_alpha_bar(t)
         return 0.5 * lab - 0.5 * torch.log(-torch.expm1(lab))
 
@@ -82,11 +83,11 @@ class VPLinear(VPSchedule):
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
         self.beta_min, self.beta_max = beta_min, beta_max
 
-    def log_alpha_bar(self, t):
+    def log_alpha_bar(self, t) -> torch.Tensor:
         t = torch.as_tensor(t)
         return -(self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2)
 
-    def t_of_lam(self, lam):
+    def t_of_lam(self, lam) -> torch.Tensor:
         """Closed form: the positive root of beta_min t + (beta_max - beta_min) t^2 / 2 = -lab."""
         lab = self._lab_of_lam(lam)
         a, b = 0.5 * (self.beta_max - self.beta_min), self.beta_min
@@ -105,7 +106,7 @@ class VPScaledLinear(VPSchedule):
     def __init__(self, beta_start: float = 0.00085, beta_end: float = 0.012, steps: int = 1000):
         self.a, self.b, self.steps = math.sqrt(beta_start), math.sqrt(beta_end), steps
 
-    def log_alpha_bar(self, t):
+    def log_alpha_bar(self, t) -> torch.Tensor:
         t = torch.as_tensor(t)
         a, d = self.a, self.b - self.a
         return -self.steps * (a * a * t + a * d * t**2 + d * d * t**3 / 3)
@@ -121,12 +122,12 @@ class VPCosine(VPSchedule):
     def __init__(self, s: float = 0.008):
         self.s = s
 
-    def log_alpha_bar(self, t):
+    def log_alpha_bar(self, t) -> torch.Tensor:
         t = torch.as_tensor(t)
         f = lambda u: torch.log(torch.cos((u + self.s) / (1 + self.s) * math.pi / 2) ** 2)  # noqa: E731
         return f(t) - f(torch.zeros_like(t))
 
-    def t_of_lam(self, lam):
+    def t_of_lam(self, lam) -> torch.Tensor:
         """Closed form: cos((t + s) / (1 + s) pi / 2)^2 = alpha_bar * cos(s / (1 + s) pi / 2)^2."""
         lab = self._lab_of_lam(lam)
         c0 = math.cos(self.s / (1 + self.s) * math.pi / 2)
@@ -157,7 +158,7 @@ class DiscreteVP(VPSchedule):
         betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float32)
         return cls(torch.cumprod(1.0 - betas, dim=0))
 
-    def log_alpha_bar(self, t):
+    def log_alpha_bar(self, t) -> torch.Tensor:
         t = torch.as_tensor(t)
         knots = self._knots.get(t.device)
         if knots is None:
@@ -168,7 +169,7 @@ class DiscreteVP(VPSchedule):
         k = k.long()
         return knots[k] * (1 - frac) + knots[k + 1] * frac
 
-    def t_of_lam(self, lam):
+    def t_of_lam(self, lam) -> torch.Tensor:
         """Exact: the segment of the log(alpha_bar) table holding the level, then linear in it."""
         lab = self._lab_of_lam(lam)
         knots = self._knots[torch.device("cpu")]                       # decreasing, knots[0] = 0
@@ -177,7 +178,7 @@ class DiscreteVP(VPSchedule):
         t = (k - 1 + (lo - lab) / (lo - hi)) / self.steps
         return t.clamp(0.0, 1.0)
 
-    def timestep(self, t):
+    def timestep(self, t) -> torch.Tensor:
         """The (fractional) discrete timestep index of time ``t``: ``t * N - 1``."""
         return torch.as_tensor(t) * self.steps - 1
 
@@ -192,13 +193,13 @@ class EDM(NoiseSchedule):
         self.sigma_max = sigma_max
         self.t_min = sigma_min / sigma_max
 
-    def alpha(self, t):
+    def alpha(self, t) -> torch.Tensor:
         return torch.ones_like(torch.as_tensor(t))
 
-    def sigma(self, t):
+    def sigma(self, t) -> torch.Tensor:
         return self.sigma_max * torch.as_tensor(t)
 
-    def t_of_lam(self, lam):
+    def t_of_lam(self, lam) -> torch.Tensor:
         return torch.exp(-torch.as_tensor(lam, dtype=torch.float64)) / self.sigma_max
 
 
@@ -209,13 +210,13 @@ class RectifiedFlow(NoiseSchedule):
     description = "rectified flow, alpha = 1 - t, sigma = t"
     t_max = 0.999
 
-    def alpha(self, t):
+    def alpha(self, t) -> torch.Tensor:
         return 1 - torch.as_tensor(t)
 
-    def sigma(self, t):
+    def sigma(self, t) -> torch.Tensor:
         return torch.as_tensor(t)
 
-    def t_of_lam(self, lam):
+    def t_of_lam(self, lam) -> torch.Tensor:
         return torch.sigmoid(-torch.as_tensor(lam, dtype=torch.float64))
 
 

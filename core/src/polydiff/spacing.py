@@ -4,8 +4,8 @@ Each spacing maps ``(schedule, steps, t_start)`` to ``steps + 1`` decreasing tim
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -46,18 +46,18 @@ def _ends(schedule: NoiseSchedule, steps: int, t_start: float, values: torch.Ten
     return values.tolist() + [0.0] if steps > 1 else [t_start, 0.0]
 
 
-def uniform(schedule, steps, t_start):
+def uniform(schedule, steps, t_start) -> torch.Tensor:
     """Evaluations evenly spaced from t_start down to t_min, then a last step to 0."""
     t_min = min(schedule.t_min, t_start / (steps + 1))
     return _ends(schedule, steps, t_start, torch.linspace(t_start, t_min, steps, dtype=torch.float64))
 
 
-def trailing(schedule, steps, t_start):
+def trailing(schedule, steps, t_start) -> torch.Tensor:
     """Evenly spaced from t_start to 0 inclusive (diffusers' "trailing")."""
     return torch.linspace(t_start, 0.0, steps + 1, dtype=torch.float64).tolist()
 
 
-def karras(schedule, steps, t_start, rho: float = 7.0):
+def karras(schedule, steps, t_start, rho: float = 7.0) -> torch.Tensor:
     """Karras et al. (2022): sigma/alpha spaced uniformly in sigma^(1/rho), then 0."""
     t_min = min(schedule.t_min, t_start / 2)
     lo, hi = (-schedule.lam(torch.tensor(v, dtype=torch.float64)) for v in (t_min, t_start))
@@ -69,7 +69,7 @@ def karras(schedule, steps, t_start, rho: float = 7.0):
     return _ends(schedule, steps, t_start, out)
 
 
-def logsnr(schedule, steps, t_start):
+def logsnr(schedule, steps, t_start) -> torch.Tensor:
     """Uniform in log-SNR between t_start and t_min, then 0 (DPM-Solver's choice)."""
     t_min = min(schedule.t_min, t_start / 2)
     lam = schedule.lam(torch.tensor([t_start, t_min], dtype=torch.float64))
@@ -78,7 +78,7 @@ def logsnr(schedule, steps, t_start):
     return _ends(schedule, steps, t_start, out)
 
 
-def logsnr_window(schedule, steps, t_start):
+def logsnr_window(schedule, steps, t_start) -> torch.Tensor:
     """Uniform in log-SNR over a window that widens with the number of steps, then 0.
 
     The window is ``[lo, hi]`` with ``hi = 1.5 ln(steps / 1.5)`` and ``lo = -max(2.5, hi - 0.5)``,

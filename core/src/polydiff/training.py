@@ -21,6 +21,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .denoisers import _bcast, target_for
 from .errors import InvalidInputError, NonFiniteError, UnknownNameError
 from .loop import resolve
+from .masked import mask_tokens, masked_loss
 from .request import describe
 
 MODEL = "model"  # the EMA weights + config: what generation loads
@@ -40,8 +41,9 @@ class TrainConfig(BaseModel):
     ema_decay: float = Field(0.999, ge=0, le=1, description="warmed up as min(decay, (1+k)/(10+k))")
     grad_clip: float | None = Field(1.0, gt=0, description="max global gradient norm; None: off")
     cond_dropout: float = Field(0.1, ge=0, le=1, description="per-sample chance of the null condition")
-    prediction: Literal["eps", "v", "x0", "flow"] = "eps"
+    prediction: Literal["eps", "v", "x0", "flow", "logits"] = "eps"
     schedule: str = "vp-linear"
+    mask_id: int | None = Field(None, ge=0, description="the mask token (masked schedules: logits over tokens)")
     t_min: float | None = Field(None, ge=0, le=1, description="smallest training time; None: schedule's")
     t_max: float | None = Field(None, ge=0, le=1, description="largest training time; None: schedule's")
     seed: int = 0
@@ -68,6 +70,16 @@ class TrainConfig(BaseModel):
         except UnknownNameError as exc:  # a KeyError: pydantic only reports ValueErrors
             raise ValueError(str(exc)) from None
         return v
+
+    @model_validator(mode="after")
+    def _fits_the_process(self):
+        masked = getattr(resolve("schedules", self.schedule), "process", "gaussian") == "masked"
+        if masked != (self.prediction == "logits"):
+            raise ValueError(f"prediction: a {'masked' if masked else 'Gaussian'} schedule ({self.schedule!r}) "
+                             f"trains {'logits' if masked else 'eps, v, x0 or flow'}, not {self.prediction!r}")
+        if masked and self.mask_id is None:
+            raise ValueError(f"mask_id: the masked schedule {self.schedule!r} needs the mask token's id")
+        return self
 
     @model_validator(mode="after")
     def _time_range_ordered(self):
@@ -189,32 +201,49 @@ class Trainer:
                 torch.cuda.manual_seed(self._seed("model"))
         batch = self.data(cfg.batch_size, self._gdata)
         x0, cond = batch if isinstance(batch, (tuple, list)) else (batch, None)
-        if not isinstance(x0, torch.Tensor) or not x0.is_floating_point():
-            raise InvalidInputError(
-                "data(batch_size, generator) must return (x0, cond) with x0 a float tensor")
+        masked = cfg.prediction == "logits"
+        if not isinstance(x0, torch.Tensor) or x0.is_floating_point() == masked:
+            raise InvalidInputError("data(batch_size, generator) must return (x0, cond) with x0 "
+                                    + ("integer tokens (a masked schedule)" if masked else "a float tensor"))
         x0, cond = x0.to(dev, non_blocking=True), _to_device(cond, dev)
         n = x0.shape[0]
         lo, hi = self.t_range
         t = lo + (hi - lo) * torch.rand(n, generator=g, device=dev)
-        eps = torch.randn(x0.shape, generator=g, device=dev, dtype=x0.dtype)
+        # Gaussian: eps; masked: one uniform per token, against which alpha(t) keeps it visible
+        noise = (torch.rand(x0.shape, generator=g, device=dev) if masked
+                 else torch.randn(x0.shape, generator=g, device=dev, dtype=x0.dtype))
         if cond is not None and self.null_cond is not None and cfg.cond_dropout > 0:
             drop = torch.rand(n, generator=g, device=dev) < cfg.cond_dropout
             cond = _replace_rows(drop, _to_device(self.null_cond(n), dev), cond)
-        alpha, sigma = _bcast(self.schedule.alpha(t), x0), _bcast(self.schedule.sigma(t), x0)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.autocast)
-        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
-            out = net(alpha * x0 + sigma * eps, t, cond)
-        target = target_for(cfg.prediction, x0, eps, alpha, sigma)
-        if out.shape != target.shape:
-            raise InvalidInputError(
-                f"model returned shape {tuple(out.shape)} for input {tuple(x0.shape)}")
-        loss = torch.nn.functional.mse_loss(out.float(), target.float())
+        loss = (self._masked_loss if masked else self._gaussian_loss)(net, x0, noise, t, cond, dtype)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         return loss.detach()
+
+    def _gaussian_loss(self, net, x0, eps, t, cond, dtype) -> torch.Tensor:
+        alpha, sigma = _bcast(self.schedule.alpha(t), x0), _bcast(self.schedule.sigma(t), x0)
+        with torch.autocast(x0.device.type, dtype=dtype, enabled=dtype is not None):
+            out = net(alpha * x0 + sigma * eps, t, cond)
+        target = target_for(self.config.prediction, x0, eps, alpha, sigma)
+        if out.shape != target.shape:
+            raise InvalidInputError(
+                f"model returned shape {tuple(out.shape)} for input {tuple(x0.shape)}")
+        return torch.nn.functional.mse_loss(out.float(), target.float())
+
+    def _masked_loss(self, net, x0, u, t, cond, dtype) -> torch.Tensor:
+        """MDLM's bound: mask each token with probability 1 - alpha(t), predict the originals."""
+        mask_id = self.config.mask_id
+        xt = mask_tokens(x0, self.schedule.alpha(t), mask_id, u)
+        with torch.autocast(x0.device.type, dtype=dtype, enabled=dtype is not None):
+            logits = net(xt, t, cond)
+        if logits.shape[:-1] != x0.shape or logits.shape[-1] <= mask_id:
+            raise InvalidInputError(f"model returned shape {tuple(logits.shape)} for tokens {tuple(x0.shape)}; "
+                                    f"expected logits [*tokens, vocabulary] with the mask id {mask_id} inside")
+        return masked_loss(logits, x0, xt, self.schedule.weight(t), mask_id)
 
     def _update_ema(self, pairs) -> None:
         """EMA with warm-up, so short runs are not dominated by the random initial weights."""
@@ -256,6 +285,7 @@ class Trainer:
     def _info(self) -> dict:
         c = self.config
         return {"model_config": self.model_config, "prediction": c.prediction, "schedule": c.schedule,
+                **({"mask_id": c.mask_id} if c.mask_id is not None else {}),
                 "t_range": list(self.t_range), "step": self.step, "train": c.model_dump(mode="json")}
 
     def _save(self) -> Path:

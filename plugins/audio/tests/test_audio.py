@@ -3,11 +3,10 @@ continue/edit, bad input, training smoke."""
 import math
 
 import numpy as np
+import polydiff
 import pytest
 import soundfile
 import torch
-
-import polydiff
 from polydiff_audio import checker, mel, tasks
 from polydiff_audio.io import read_audio as read
 
@@ -37,7 +36,6 @@ def test_mel_inverse_matches_the_level_of_quiet_cells():
     waves, _, _ = data.batch(6, seed=3)
     x = mel.encode(torch.from_numpy(waves))
     _, inverse = mel._transforms("cpu")
-    target = torch.exp(x * mel.SCALE + mel.OFFSET) - mel.FLOOR
     audible = x > x.amin() + 0.05            # cells above the floor, down to about -40 dB
 
     def level_error(spec):   # mean dB of (mel of estimate / target) over audible cells
@@ -191,7 +189,7 @@ def test_style_and_denoise_run():
     (dict(task="edit"), "start: Field required; end: Field required"),
     (dict(task="continue", seconds=0.5), "continue makes the clip longer"),
     (dict(task="style", sample_rate=0), "sample_rate"),
-    (dict(seconds=600.0), "over the memory budget"),
+    (dict(seconds=600.0), "memory budget"),
     (dict(seconds=0), "seconds"),
     (dict(task="style", strength=1.5), "strength"),
     (dict(task="continue", strength=0.5), "strength: not an option of audio's continue task; it belongs to style, denoise"),
@@ -224,7 +222,6 @@ def test_unreadable_and_empty_wav_files(tmp_path):
 
 def test_cli_bad_input_exits_non_zero_without_traceback(tmp_path):
     from click.testing import CliRunner
-
     from polydiff.cli import cli
 
     result = CliRunner().invoke(cli, ["generate", "audio", "a bell", "--seconds", "600", "-o", str(tmp_path / "o")])
@@ -246,9 +243,7 @@ def test_training_smoke(tmp_path):
 
 
 def test_evaluator_quick_run_writes_its_report(tmp_path):
-    from polydiff_audio import evaluate
-
-    report = evaluate.run(out=tmp_path, quick=True)
+    report = polydiff.evaluate("audio", out=tmp_path, quick=True)
     assert (tmp_path / "report.json").is_file() and "| pitch within 50 cents" in (tmp_path / "report.md").read_text()
     rt = report["round_trip"]
     assert rt["pitch"] == rt["quality"] == 1.0 and rt["spectral_convergence"] < 0.5   # the representation's ceiling

@@ -1,7 +1,6 @@
 """The audio plugin's procedural data and its automatic checker (fast: numpy only)."""
 import numpy as np
 import pytest
-
 from polydiff_audio import checker, data
 
 

@@ -1,8 +1,7 @@
 """The example plugin's own tests."""
+import polydiff
 import pytest
 import torch
-
-import polydiff
 from polydiff_example.backend import load_exact as load
 from polydiff_example.encoders import ClusterNames
 
@@ -44,8 +43,8 @@ def test_shipped_mlp_checkpoint_learned_the_cluster_weights():
 
 
 def test_train_command_runs_end_to_end(tmp_path):
-    from polydiff.cli import _add_plugin_commands, cli
     from click.testing import CliRunner
+    from polydiff.cli import _add_plugin_commands, cli
 
     _add_plugin_commands()
     run = CliRunner().invoke(cli, ["train", "points2d", "--backend", "points2d-mlp", "--steps", "20",

@@ -1,10 +1,9 @@
 """The image plugin: data, checker, every task through generate, bad input, training smoke."""
 import numpy as np
+import polydiff
 import pytest
 import torch
 from PIL import Image
-
-import polydiff
 from polydiff_image import data
 from polydiff_image.checker import read_attributes
 
@@ -112,9 +111,7 @@ def test_training_smoke(tmp_path):
 
 
 def test_evaluator_quick_run_writes_its_report(tmp_path):
-    from polydiff_image import evaluate
-
-    report = evaluate.run(out=tmp_path, quick=True)
+    report = polydiff.evaluate("image", out=tmp_path, quick=True)
     assert (tmp_path / "report.json").is_file() and "| colour |" in (tmp_path / "report.md").read_text()
     assert set(report["adherence"]["accuracy"]) == {"colour", "shape", "size", "position"}
     assert all(0.0 <= v <= 1.0 for v in report["adherence"]["accuracy"].values())

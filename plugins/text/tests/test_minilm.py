@@ -1,8 +1,7 @@
 """The MiniLM encoder runs the real pretrained weights and matches sentence-transformers."""
+import polydiff
 import pytest
 import torch
-
-import polydiff
 
 PROMPTS = ["a red circle", "a small blue square on the left", "an orange triangle at the top", ""]
 

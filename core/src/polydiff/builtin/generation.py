@@ -2,6 +2,11 @@
 sampling and metadata. Plugins may wrap it (``wrapper=True``)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from polydiff.result import Result
+
 import functools
 import math
 import time
@@ -10,10 +15,10 @@ from polydiff.hookspecs import hookimpl
 
 
 @hookimpl(trylast=True)
-def run_generation(request, context):
+def run_generation(request, context) -> Result:
     from polydiff.denoisers import as_denoiser, guided
     from polydiff.errors import InvalidInputError
-    from polydiff.loop import DEFAULT_SAMPLER, DEFAULT_SPACING, sample
+    from polydiff.loop import DEFAULTS, sample
     from polydiff.result import Result, describe_request
 
     modality, backend = context.modality, context.backend
@@ -22,20 +27,20 @@ def run_generation(request, context):
     if elements > modality.max_elements:
         raise InvalidInputError(
             f"n x size: {request.n} samples of shape {tuple(plan.shape)} need {elements:,} values, "
-            f"over this modality's budget of {modality.max_elements:,}; lower n or the size"
+            f"over this modality's memory budget of {modality.max_elements:,}; lower n or the size"
         )
     loaded = context.model()
     denoiser = as_denoiser(loaded.net, loaded.schedule, loaded.prediction)
     scale = plan.guidance if request.guidance is None else request.guidance
     denoiser = guided(denoiser, plan.cond, plan.uncond, scale)
-    sampler = request.sampler or DEFAULT_SAMPLER
-    spacing = request.spacing or DEFAULT_SPACING
+    default_sampler, default_spacing = DEFAULTS[getattr(loaded.schedule, "process", "gaussian")]
+    sampler, spacing = request.sampler or default_sampler, request.spacing or default_spacing
     steps = request.steps or plan.steps
     started = time.perf_counter()
     x = sample(
         denoiser, (request.n, *plan.shape), sampler=sampler, steps=steps, schedule=loaded.schedule,
         spacing=spacing, seed=request.seed, constraints=plan.constraints, device=context.device,
-        progress=context.progress,
+        progress=context.progress, mask_id=loaded.mask_id,
     )
     seconds = time.perf_counter() - started
     outputs = plan.decode(x) if plan.decode else list(x.cpu())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
-from .plugins import _table
 from ..errors import PolydiffError
+from .plugins import _table
 
 
 class Group(click.Group):
@@ -16,7 +17,7 @@ class Group(click.Group):
     without a traceback: a ``PolydiffError``, or a pydantic ``ValidationError`` that a plugin let
     through (formatted by ``polydiff.request.describe``, the formatter the API uses)."""
 
-    def invoke(self, ctx):
+    def invoke(self, ctx) -> Any:
         try:
             return super().invoke(ctx)
         except PolydiffError as exc:
@@ -36,7 +37,7 @@ def _one_line(message: str) -> str:
 
 @click.group(cls=Group)
 @click.version_option(package_name="polydiff")
-def cli():
+def cli() -> None:
     """polydiff: plugin-based multimodal diffusion.
 
     Generate with `polydiff generate MODALITY PROMPT`, list what plugins provide with
@@ -73,11 +74,11 @@ def _split_extra(args) -> tuple[str | None, dict]:
 class GenerateCommand(click.Command):
     """``generate MODALITY --help`` also lists that modality's tasks and their options."""
 
-    def parse_args(self, ctx, args):
+    def parse_args(self, ctx, args) -> list[str]:
         ctx.meta["polydiff.words"] = [a for a in args if not a.startswith("-")]
         return super().parse_args(ctx, args)
 
-    def format_epilog(self, ctx, formatter):
+    def format_epilog(self, ctx, formatter) -> None:
         from ..registries import components
 
         words = ctx.meta.get("polydiff.words") or []
@@ -109,7 +110,7 @@ class GenerateCommand(click.Command):
 @click.option("--mask", help="mask file, for the tasks that need one")
 @click.option("-o", "--out", default="out", show_default=True, help="output folder")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def generate(modality, args, out, quiet, **fields):
+def generate(modality, args, out, quiet, **fields) -> None:
     """Generate or edit samples: MODALITY [PROMPT] [--OPTION VALUE ...].
 
     Options this command does not know (``--seconds 2``) are the task's own options.
@@ -124,7 +125,7 @@ def generate(modality, args, out, quiet, **fields):
 
 
 @cli.command()
-def samplers():
+def samplers() -> None:
     """List registered samplers."""
     from ..registries import components
 
@@ -134,7 +135,7 @@ def samplers():
 
 
 @cli.command()
-def schedules():
+def schedules() -> None:
     """List registered noise schedules and step spacings."""
     from ..registries import components
 
@@ -145,7 +146,7 @@ def schedules():
 
 
 @cli.command()
-def modalities():
+def modalities() -> None:
     """List registered modalities with their tasks and default backends."""
     from ..registries import components
 
@@ -157,7 +158,7 @@ def modalities():
 @cli.command()
 @click.argument("modality")
 @click.option("--json", "as_json", is_flag=True, help="each task's JSON schema (needs, options)")
-def tasks(modality, as_json):
+def tasks(modality, as_json) -> None:
     """A modality's tasks, the inputs each needs and its options."""
     from ..registries import components
     from .tasks import tasks_text
@@ -178,7 +179,7 @@ def tasks(modality, as_json):
 @click.option("--seed", type=int)
 @click.option("--quiet", is_flag=True)
 @click.pass_context
-def train(ctx, modality, backend, out, quiet, **overrides):
+def train(ctx, modality, backend, out, quiet, **overrides) -> None:
     """Train a modality's backend with polydiff's trainer (torchrun works too)."""
     from ..errors import InvalidInputError
     from ..registries import components
@@ -200,7 +201,7 @@ def train(ctx, modality, backend, out, quiet, **overrides):
 
 @cli.command()
 @click.option("-o", "--out", default="out/demo", show_default=True)
-def demo(out):
+def demo(out) -> None:
     """Every sampler on a 2-D Gaussian mixture, then each installed modality's gallery."""
     from .demo import run_demo
 
@@ -213,14 +214,11 @@ def demo(out):
 @click.option("-o", "--out", default=None, help="folder for the report and samples (default out/eval/MODALITY)")
 @click.option("--quick", is_flag=True, help="a small run (for smoke tests)")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def evaluate(modality, out, quick, as_json):
-    """Run a modality's evaluator and print its report."""
-    from ..registries import components
+def evaluate(modality, out, quick, as_json) -> None:
+    """Run a modality's evaluator, print its report and save it (report.json, report.md)."""
+    from ..evaluation import evaluate as run
 
-    mod = components().modalities.get_named(modality)
-    if mod.evaluate is None:
-        raise click.ClickException(f"modality {modality!r} has no evaluator")
-    report = mod.evaluate(out=out or f"out/eval/{modality}", quick=quick)
+    report = run(modality, out, quick)
     click.echo(json.dumps(report, indent=2) if as_json else report.get("markdown", json.dumps(report, indent=2)))
 
 
@@ -233,7 +231,7 @@ def _add_plugin_commands():
     load_plugins().hook.register_commands(cli=cli)
 
 
-def main(argv=None):
+def main(argv=None) -> Any:
     try:
         _add_plugin_commands()
     except PolydiffError as exc:  # e.g. a broken plugin under POLYDIFF_STRICT_PLUGINS=1

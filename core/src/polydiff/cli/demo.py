@@ -26,10 +26,10 @@ def _panel(points, title_colour):
 def run_demo(out, steps: int = 10, n: int = 1000) -> list[Path]:
     import torch
 
-    from .png import write_png
-    from ..registries import components
     from ..loop import sample
+    from ..registries import components
     from ..testing import GaussianMixture
+    from .png import write_png
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

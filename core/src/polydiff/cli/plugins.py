@@ -50,7 +50,7 @@ def plugin_report() -> dict:
 @click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @click.pass_context
-def plugins(ctx, as_json):
+def plugins(ctx, as_json) -> None:
     """List loaded plugins with their versions and hooks; browse, install and remove plugins.
 
     POLYDIFF_PLUGINS=a,b loads only those plugins (empty: only the built-ins);
@@ -70,13 +70,13 @@ def plugins(ctx, as_json):
 
 @plugins.command()
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def available(as_json):
+def available(as_json) -> None:
     """List the plugins in the catalogue (registry.toml), marking the installed ones."""
     from .catalogue import installed_version, read_catalogue
 
     catalogue = read_catalogue()
     entries = []
-    for name, entry in sorted(catalogue.plugins.items()):
+    for _name, entry in sorted(catalogue.plugins.items()):
         entries.append({**entry.model_dump(), "installed": installed_version(entry.distribution)})
     if as_json:
         click.echo(json.dumps(entries, indent=2))
@@ -103,7 +103,7 @@ def _run_pip(ctx, command: list[str], dry_run: bool) -> None:
               help="install a local folder editable (the default; catalogue folders always are)")
 @click.option("--dry-run", is_flag=True, help="print the pip command instead of running it")
 @click.pass_context
-def install(ctx, name, pip_args, editable, dry_run):
+def install(ctx, name, pip_args, editable, dry_run) -> None:
     """Install plugin NAME (from the catalogue, or a local folder such as ./my-plugin) with pip,
     into this environment, together with the catalogue plugins it requires (one pip command,
     dependencies first). Arguments after `--` go to pip."""
@@ -127,10 +127,10 @@ def install(ctx, name, pip_args, editable, dry_run):
 @click.argument("pip_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--dry-run", is_flag=True, help="print the pip command instead of running it")
 @click.pass_context
-def uninstall(ctx, name, pip_args, dry_run):
+def uninstall(ctx, name, pip_args, dry_run) -> None:
     """Uninstall plugin NAME (a catalogue or installed plugin, or its distribution) with pip."""
-    from .catalogue import installed_version, read_catalogue, uninstall_command, uninstall_distribution
     from ..errors import InvalidInputError
+    from .catalogue import installed_version, read_catalogue, uninstall_command, uninstall_distribution
 
     catalogue = read_catalogue()
     dist = uninstall_distribution(name, catalogue)
@@ -150,7 +150,7 @@ def uninstall(ctx, name, pip_args, dry_run):
 @click.option("--modality", help="name of the modality the plugin registers (default: NAME)")
 @click.option("-d", "--dir", "parent", default=".", show_default=True,
               help="folder to create the plugin project in")
-def new(name, modality, parent):
+def new(name, modality, parent) -> None:
     """Create a new plugin project NAME: an installable distribution (pyproject with the
     `polydiff` entry point, a modality, encoders, a tiny exact denoiser, a data generator, tests
     that run polydiff's conformance kit, a README). Never overwrites an existing folder."""
@@ -169,7 +169,7 @@ def new(name, modality, parent):
 @click.argument("name")
 @click.option("--device", "devices", multiple=True, help="device to check on (repeatable; default: cpu, "
               "plus cuda when present)")
-def check(name, devices):
+def check(name, devices) -> None:
     """Run polydiff's conformance kit on installed plugin NAME and print its report
     (exit status 1 when a check fails)."""
     from ..testing import ConformanceError, check_plugin

@@ -7,7 +7,7 @@ something fails. The granular ``check_*`` functions check one registration each.
 a pytest plugin (entry point ``pytest11``) with fixtures such as ``polydiff_mixture``.
 
 One module per concern: ``samplers``, ``schedules``, ``encoders``, ``backends``, ``modalities``,
-``hooks``, ``report``; ``oracle`` and ``syncs`` are the instruments, ``errors`` the outcomes.
+``hooks``, ``report``; ``oracle``, ``masked`` (the token oracle) and ``syncs`` are the instruments, ``errors`` the outcomes.
 Names are imported lazily: importing this package (as pytest does at start-up) does not import
 torch.
 """
@@ -18,6 +18,7 @@ import importlib
 _LAZY = {  # name -> "module" (of this package) or "module:attribute" (relative to it)
     "GaussianMixture": "oracle", "default_mixture": "oracle", "separated_mixture": "oracle",
     "HostSyncs": "syncs",
+    "CategoricalMixture": "masked", "check_masked_sampler": "masked", "tv_distance": "masked",
     "ConformanceError": "errors", "CheckSkipped": "errors",
     "check_sampler": "samplers", "check_sampler_order": "samplers", "check_stochastic_sampler": "samplers",
     "check_seeding": "samplers", "check_no_host_sync": "samplers", "ode_errors": "samplers",

@@ -48,14 +48,25 @@ def check_backend(backend, device: str = "cpu", *, n: int = 2) -> str:
     context = Context(request)
     plan = context.task.plan(request, context)
     shape = (n, *plan.shape)
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
+    g = torch.Generator().manual_seed(0)
+    masked = getattr(loaded.schedule, "process", "gaussian") == "masked"
+    if masked:   # tokens, half of them masked; the network returns logits over its vocabulary
+        if not isinstance(loaded.mask_id, int):
+            fail(f"{name}: a masked-process model needs LoadedModel.mask_id, got {loaded.mask_id!r}")
+        x = torch.randint(0, loaded.mask_id + 1, shape, generator=g)
+        x = torch.where(torch.rand(shape, generator=g) < 0.5, loaded.mask_id, x).to(device)
+    else:
+        x = torch.randn(shape, generator=g).to(device)
     t = torch.full((n,), 0.5, device=device)
     branches = [("condition", plan.cond)] + ([("null condition", plan.uncond)] if plan.uncond is not None else [])
     for what, cond in branches:
         with torch.inference_mode():
             out = loaded.net(x, t, cond)
-        if not torch.is_tensor(out) or tuple(out.shape) != shape:
-            fail(f"{name}: the network returned {describe(out)} for input of shape {shape} ({what})")
+        fits = torch.is_tensor(out) and (tuple(out.shape[:-1]) == shape and out.shape[-1] > loaded.mask_id
+                                         if masked else tuple(out.shape) == shape)
+        if not fits:
+            expected = f"logits [*{shape}, vocabulary > mask id {loaded.mask_id}]" if masked else f"shape {shape}"
+            fail(f"{name}: the network returned {describe(out)} for input of shape {shape}; expected {expected} ({what})")
         if out.device.type != x.device.type:
             fail(f"{name}: the network returned a tensor on {out.device} for input on {x.device}")
         if not torch.isfinite(out).all():

@@ -40,7 +40,7 @@ class GaussianMixture:
 
     # -- the exact denoiser ----------------------------------------------------------------
 
-    def log_resp(self, x, t):
+    def log_resp(self, x, t) -> torch.Tensor:
         """Log posterior component probabilities ``log p(k | x_t)``, shape [n, K]."""
         x = x.reshape(x.shape[0], -1).to(torch.float64)
         a, s = self._levels(t, x.shape[0])
@@ -49,7 +49,7 @@ class GaussianMixture:
         logp = self.weights.log() - 0.5 * sq / var - 0.5 * self.dim * torch.log(2 * math.pi * var)
         return torch.log_softmax(logp, dim=1)
 
-    def denoiser(self, x, t, cond=None):
+    def denoiser(self, x, t, cond=None) -> torch.Tensor:
         """``E[x0 | x_t = x]`` at time ``t`` (a float or a tensor of n times); same shape and
         dtype as ``x``."""
         xf = x.reshape(x.shape[0], -1).to(torch.float64)
@@ -69,14 +69,14 @@ class GaussianMixture:
 
     # -- true samples and exact conditionals ----------------------------------------------
 
-    def sample(self, n: int, generator=None, return_labels: bool = False):
+    def sample(self, n: int, generator=None, return_labels: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``n`` true samples [n, d] in float64 (and their component labels)."""
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         x = self.means[k] + self.std[k, None] * z
         return (x, k) if return_labels else x
 
-    def posterior(self, A, y):
+    def posterior(self, A, y) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The exact law of ``x0`` given ``A x0 = y`` (noiseless), for ``A`` [m, d] of rank m
         and ``y`` [n, m]: a mixture with weights [n, K] and means [n, K, d], and, within
         component k, covariance ``std[k]^2 * P`` with ``P = I - A^+ A`` (returned as [d, d]).
@@ -95,7 +95,7 @@ class GaussianMixture:
         proj = torch.eye(self.dim, dtype=torch.float64) - torch.linalg.pinv(A) @ A
         return weights, means, proj
 
-    def posterior_sample(self, A, y, n: int, generator=None):
+    def posterior_sample(self, A, y, n: int, generator=None) -> torch.Tensor:
         """``n`` exact samples of ``x0`` given ``A x0 = y`` for one observation ``y`` [m]."""
         weights, means, proj = self.posterior(A, y)
         k = torch.multinomial(weights[0], n, replacement=True, generator=generator)

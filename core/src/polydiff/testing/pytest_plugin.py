@@ -5,11 +5,19 @@ Nothing heavy is imported until a fixture is used, so pytest starts as fast as w
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from polydiff.registries import Components
+    from polydiff.testing.oracle import GaussianMixture
+    from polydiff.testing.report import Report
+
 import pytest
 
 
 @pytest.fixture(scope="session")
-def polydiff_components():
+def polydiff_components() -> Components:
     """Everything the installed plugins registered: ``.samplers``, ``.schedules``, ``.spacings``,
     ``.modalities``, ``.encoders``, ``.backends`` (name -> spec; ``.origin[name]`` is the plugin)."""
     from polydiff.registries import components
@@ -18,7 +26,7 @@ def polydiff_components():
 
 
 @pytest.fixture
-def polydiff_mixture():
+def polydiff_mixture() -> GaussianMixture:
     """A ``GaussianMixture`` oracle (three overlapping 2-D Gaussians, ``vp-linear`` schedule) whose
     exact denoiser is ``polydiff_mixture.denoiser`` (also the object itself)."""
     from polydiff.testing import default_mixture
@@ -27,7 +35,7 @@ def polydiff_mixture():
 
 
 @pytest.fixture
-def polydiff_separated_mixture():
+def polydiff_separated_mixture() -> GaussianMixture:
     """A ``GaussianMixture`` with three well-separated 2-D components (std 0.5), for checking
     sample statistics: a sample's nearest mean is its component."""
     from polydiff.testing import separated_mixture
@@ -36,7 +44,7 @@ def polydiff_separated_mixture():
 
 
 @pytest.fixture
-def polydiff_devices():
+def polydiff_devices() -> list[str]:
     """The devices worth checking here: ``["cpu"]``, plus ``"cuda"`` when present."""
     from polydiff.testing import available_devices
 
@@ -44,7 +52,7 @@ def polydiff_devices():
 
 
 @pytest.fixture
-def polydiff_single_thread():
+def polydiff_single_thread() -> Iterator[None]:
     """Run the test with one torch thread (fastest for tiny tensors, and kind to a busy machine)."""
     import torch
 
@@ -55,7 +63,7 @@ def polydiff_single_thread():
 
 
 @pytest.fixture
-def polydiff_check():
+def polydiff_check() -> Callable[..., Report]:
     """``polydiff.testing.check_plugin``: ``polydiff_check("my-plugin")`` checks everything the
     plugin registered and fails the test with a readable report if something is wrong."""
     from polydiff.testing import check_plugin

@@ -34,7 +34,7 @@ def _sampler(sampler, order=None, stochastic=None) -> SamplerSpec:
         raise TypeError(f"expected a sampler name, SamplerSpec or function, got {sampler!r}")
     if order is not None or stochastic is not None:
         spec = SamplerSpec(spec.name, spec.fn, spec.order if order is None else order,
-                           spec.stochastic if stochastic is None else stochastic, spec.description)
+                           spec.stochastic if stochastic is None else stochastic, spec.description, spec.process)
     return spec
 
 
@@ -187,8 +187,13 @@ def check_no_host_sync(sampler, *, options: dict | None = None, steps: int = 8, 
 def check_sampler(sampler, *, options: dict | None = None, order: int | None = None,
                   stochastic: bool | None = None) -> str:
     """All sampler checks: convergence at the claimed order on the mixture oracle (deterministic)
-    or reproducing the mixture (stochastic), per-sample seeding, no host synchronisation."""
+    or reproducing the mixture (stochastic), per-sample seeding, no host synchronisation. A sampler
+    of the masked process is checked against the categorical mixture (``testing.masked``)."""
     spec = _sampler(sampler, order, stochastic)
+    if spec.process == "masked":
+        from .masked import check_masked_sampler
+
+        return check_masked_sampler(spec, options=options)
     if spec.stochastic:
         stats = check_stochastic_sampler(spec, options=options)
         first = f"reproduces the mixture (weights {_vec(stats['weights'])})"

@@ -2,6 +2,11 @@
 describing or comparing values in messages."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from ..registries import Components
+
 import functools
 
 import numpy as np
@@ -10,7 +15,7 @@ import torch
 from .errors import CheckSkipped
 
 
-def components():
+def components() -> Components:
     from ..registries import components
 
     return components()
@@ -26,7 +31,7 @@ def need_device(device: str) -> None:
         raise CheckSkipped("no CUDA device here")
 
 
-def single_thread(fn):
+def single_thread(fn) -> Callable:
     """Run with one torch thread: the kit's tensors are tiny, and threads only cost time
     (ten times more on a busy machine)."""
     @functools.wraps(fn)

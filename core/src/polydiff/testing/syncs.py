@@ -24,7 +24,7 @@ class HostSyncs(TorchDispatchMode):
         for t in watch or ():
             self.watch(t)
 
-    def watch(self, t):
+    def watch(self, t) -> torch.Tensor:
         key = id(t)
         self._watched[key] = weakref.ref(t, lambda _, key=key: self._watched.pop(key, None))
         return t

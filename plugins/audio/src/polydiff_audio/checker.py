@@ -138,7 +138,7 @@ def _chord(spec: _Spectrum):
     return found
 
 
-def chord(wave, sr: int = SAMPLE_RATE):
+def chord(wave, sr: int = SAMPLE_RATE) -> tuple[str, str] | None:
     """(root name, "major" | "minor") of a root-position triad or its arpeggio, or None.
 
     Every triad with its root in C3..B4 is scored by the levels at its three fundamentals;

@@ -278,7 +278,7 @@ def render(attrs: dict, rng: np.random.Generator) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def example(rng: np.random.Generator, drop: float = 0.2):
+def example(rng: np.random.Generator, drop: float = 0.2) -> tuple[np.ndarray, str, dict]:
     """(wave, caption, attributes): the instrument is left out of the caption with
     probability ``drop``, and (independently) the caption is only the instrument with
     probability 0.05; what the caption does not say is still random in the audio."""
@@ -292,7 +292,7 @@ def example(rng: np.random.Generator, drop: float = 0.2):
     return wave, text, attrs
 
 
-def batch(n: int, seed: int, drop: float = 0.2):
+def batch(n: int, seed: int, drop: float = 0.2) -> tuple[np.ndarray, list[str], list[dict]]:
     """n examples from one seed: waves [n, CLIP_SAMPLES] float32, captions, attributes."""
     rng = np.random.default_rng(seed)
     items = [example(rng, drop) for _ in range(n)]

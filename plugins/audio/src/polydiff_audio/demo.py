@@ -8,15 +8,11 @@ import polydiff
 import torch
 
 from . import data
-from .mel import SAMPLE_RATE
 from .io import save
+from .mel import SAMPLE_RATE
 
 PROMPTS = ["a plucked string playing an A minor chord", "a rising C major arpeggio on organ",
            "a bell playing E5", "a square playing G3", "a falling D minor arpeggio on sine"]
-
-
-def _save(folder: Path, name: str, wave: torch.Tensor) -> list[Path]:
-    return save(folder / f"{name}.wav", wave)
 
 
 def run(folder) -> list[Path]:
@@ -24,11 +20,11 @@ def run(folder) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     files, lines = [], []
     for i, prompt in enumerate(PROMPTS):
-        files += _save(folder, f"generate-{i}", polydiff.generate("audio", prompt, seed=i).outputs[0])
+        files += save(folder / f"generate-{i}.wav", polydiff.generate("audio", prompt, seed=i).outputs[0])
         lines.append(f"generate-{i}.wav: {prompt!r}")
     source = {"kind": "note", "instrument": "organ", "note": "A4", "root": None, "quality": None, "direction": None}
     original = torch.from_numpy(data.render(source, np.random.default_rng(0))[:SAMPLE_RATE * 2])
-    files += _save(folder, "original", original)
+    files += save(folder / "original.wav", original)
     lines.append("original.wav: the clip the edits start from (an organ playing A4, 2 s)")
     edits = [
         ("continue", "an organ playing A4", dict(init=original[:SAMPLE_RATE].numpy(), seconds=2.0),
@@ -39,12 +35,12 @@ def run(folder) -> list[Path]:
          "original.wav played by a plucked string (SDEdit, strength 0.9)"),
     ]
     noisy = (original + 0.05 * torch.randn(original.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
-    files += _save(folder, "noisy", noisy)
+    files += save(folder / "noisy.wav", noisy)
     lines.append("noisy.wav: original.wav plus white noise (std 0.05)")
     edits.append(("denoise", None, dict(init=noisy.numpy()), "noisy.wav denoised"))
     for task, prompt, fields, what in edits:
         out = polydiff.generate("audio", prompt, task=task, seed=0, **fields).outputs[0]
-        files += _save(folder, task, out)
+        files += save(folder / f"{task}.wav", out)
         lines.append(f"{task}.wav: {what}")
     (folder / "README.txt").write_text("Each WAV has its log-mel spectrogram beside it as a PNG.\n"
                                        + "\n".join(lines) + "\n")

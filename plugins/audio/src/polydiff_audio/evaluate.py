@@ -4,10 +4,8 @@ edit how exactly the given audio is kept and how large the spectral jump at each
 next to the jump the original recording has at the same place. Style and denoise too."""
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import polydiff
@@ -172,8 +170,10 @@ def run(out="out/eval/audio", quick: bool = False, seed: int = 1234, steps: int 
              "Joins: the kept audio's largest sample error outside the 16 ms crossfades; the spectral jump "
              "(RMS over mel bands, dB, between frames 32 ms either side) at each join, next to the original "
              "recording's jump at the same place and the generated audio's own jump inside the new span. "
-             f"An edit's new sound starts at the span and fades back into the given audio over the span's last {EDIT_TAPER * mel.HOP * 1000 // mel.SAMPLE_RATE} ms.", "",
-             "| join (medians) | kept samples max error | kept SNR incl. fade (dB) | jump at join (dB) | original there (dB) | inside new audio (dB) |",
+             "An edit's new sound starts at the span and fades back into the given audio over the span's last "
+             f"{EDIT_TAPER * mel.HOP * 1000 // mel.SAMPLE_RATE} ms.", "",
+             "| join (medians) | kept samples max error | kept SNR incl. fade (dB) | jump at join (dB) "
+             "| original there (dB) | inside new audio (dB) |",
              "|---|---|---|---|---|---|",
              f"| continue 1 s -> 2 s | {j['continue']['max_abs_error']:.2g} | {j['continue']['snr_with_fade_db']:.1f} | "
              f"{j['continue']['jump_db']:.2f} | {j['continue']['original_jump_db']:.2f} | {j['continue']['inner_jump_db']:.2f} |",
@@ -189,8 +189,4 @@ def run(out="out/eval/audio", quick: bool = False, seed: int = 1234, steps: int 
              f"clean clip {report['denoise']['noisy_lsd_db']:.2f} dB noisy, {report['denoise']['subtraction_lsd_db']:.2f} dB "
              f"after spectral subtraction alone, {report['denoise']['denoised_lsd_db']:.2f} dB denoised (subtraction + diffusion)"]
     report["markdown"] = "\n".join(lines) + "\n"
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(report, indent=2))
-    (folder / "report.md").write_text(report["markdown"])
     return report

@@ -37,7 +37,7 @@ class ResBlock(nn.Module):
         self.norm2, self.conv2 = nn.GroupNorm(8, cout), nn.Conv1d(cout, cout, 3, padding=1)
         self.skip = nn.Conv1d(cin, cout, 1) if cin != cout else nn.Identity()
 
-    def forward(self, x, e):
+    def forward(self, x, e) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
         scale, shift, slope = self.film(e)[:, :, None].chunk(3, dim=1)
         h = self.norm2(h) * (1 + scale) + shift + slope * ramp(h)
@@ -49,7 +49,7 @@ class Attention(nn.Module):
         super().__init__()
         self.norm, self.qkv, self.out, self.heads = nn.GroupNorm(8, ch), nn.Conv1d(ch, 3 * ch, 1), nn.Conv1d(ch, ch, 1), heads
 
-    def forward(self, x, e=None):
+    def forward(self, x, e=None) -> torch.Tensor:
         b, c, t = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, t).unbind(1)
         y = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
@@ -67,7 +67,7 @@ class PromptEncoder(nn.Module):
         self.queries = nn.Parameter(torch.randn(queries, width) * width**-0.5)
         self.out = nn.Sequential(nn.Linear(queries * width, emb), nn.SiLU(), nn.Linear(emb, emb))
 
-    def forward(self, tokens, mask):
+    def forward(self, tokens, mask) -> torch.Tensor:
         h = self.proj(tokens) + self.position[: tokens.shape[1]]
         pad = mask < 0.5
         h = self.mix(h, src_key_padding_mask=pad)
@@ -123,7 +123,7 @@ class UNet1d(nn.Module):
         """Frame counts must be a multiple of this."""
         return 2 ** (len(self.config["mults"]) - 1)
 
-    def forward(self, x, t, cond):
+    def forward(self, x, t, cond) -> torch.Tensor:
         e_time = self.time(time_features(t, self.config["channels"]))
         e = e_time + self.text(cond["tokens"].to(x.dtype), cond["mask"])
         if self.pitch is not None:

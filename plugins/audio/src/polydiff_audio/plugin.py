@@ -5,18 +5,18 @@ import polydiff
 
 
 @polydiff.hookimpl
-def register_modalities(register):
+def register_modalities(register) -> None:
     from . import demo, evaluate, io, tasks
 
     register(polydiff.Modality(
         name="audio", description="16 kHz clips of notes, chords and arpeggios on five synthesised instruments",
         tasks=tasks.TASKS, write=io.write, read=io.read, formats=("wav", "png"),
-        default_backend="notes-unet",
+        default_backend="notes-unet", max_elements=tasks.MAX_ELEMENTS,
         evaluate=evaluate.run, demo=demo.run))
 
 
 @polydiff.hookimpl
-def register_encoders(register):
+def register_encoders(register) -> None:
     from . import encoders
 
     register(polydiff.Encoder(
@@ -26,7 +26,7 @@ def register_encoders(register):
 
 
 @polydiff.hookimpl
-def register_backends(register):
+def register_backends(register) -> None:
     from . import backend
 
     register(polydiff.Backend(

@@ -24,11 +24,11 @@ from .io import read_audio
 
 DEFAULT_GUIDANCE = 1.5
 OVERSUBTRACT = 1.5            # denoise: subtract this many times the estimated noise floor
-MAX_SECONDS_PER_CALL = 64.0   # n x seconds: the memory budget (attention along time is quadratic)
 MULTIPLE = 4                  # frame counts the UNet accepts (two halvings)
 FADE = 256                    # samples of crossfade where generated audio meets given audio (16 ms)
 EDIT_TAPER = 8                # edit: frames (128 ms) over which the span fades back into the given audio
 EDIT_LEAD = 512               # edit: samples of given audio left on the canvas before the span (32 ms)
+MAX_ELEMENTS = 64 * mel.SAMPLE_RATE // mel.HOP * mel.N_MELS  # n x seconds <= 64 (attention along time is quadratic)
 
 
 class GenerateOptions(BaseModel):
@@ -66,14 +66,6 @@ class DenoiseOptions(InputOptions):
 def _frames(samples: int) -> int:
     frames = math.ceil(samples / mel.HOP)
     return -(-frames // MULTIPLE) * MULTIPLE
-
-
-def _check_budget(request, seconds: float):
-    total = request.n * seconds
-    if total > MAX_SECONDS_PER_CALL:
-        raise polydiff.InvalidInputError(
-            f"seconds: {request.n} x {seconds:g} s = {total:g} s of audio is over the memory budget of "
-            f"{MAX_SECONDS_PER_CALL:g} s per call; ask for less or split it over several calls")
 
 
 def _angle(given: torch.Tensor | None, frames: int, request) -> torch.Tensor:
@@ -117,7 +109,6 @@ def _whole(request) -> tuple[float, torch.Tensor]:
     """style and denoise: the given clip's length and its canvas."""
     given = _given(request)
     seconds = given.shape[0] / mel.SAMPLE_RATE
-    _check_budget(request, seconds)
     return seconds, _canvas(given, seconds)
 
 
@@ -165,9 +156,7 @@ def _keep(request, context, seconds, padded, keep_samples, taper: int = 0, **dec
 
 
 def generate(request, context) -> polydiff.Plan:
-    seconds = request.options["seconds"]
-    _check_budget(request, seconds)
-    return _plan(request, context, seconds)
+    return _plan(request, context, request.options["seconds"])
 
 
 def continue_(request, context) -> polydiff.Plan:
@@ -177,7 +166,6 @@ def continue_(request, context) -> polydiff.Plan:
         raise polydiff.InvalidInputError(
             f"seconds: continue makes the clip longer; {seconds:g} s is not more than the given "
             f"{given.shape[0] / mel.SAMPLE_RATE:g} s")
-    _check_budget(request, seconds)
     padded = _canvas(given, seconds)
     keep_samples = torch.zeros_like(padded)
     keep_samples[: given.shape[0]] = 1
@@ -186,7 +174,6 @@ def continue_(request, context) -> polydiff.Plan:
 
 def edit(request, context) -> polydiff.Plan:
     given = _given(request)
-    _check_budget(request, given.shape[0] / mel.SAMPLE_RATE)
     start, end = _span(request.options, given.shape[0])
     info = {"seconds": given.shape[0] / mel.SAMPLE_RATE, "start": start, "end": end}
     # every training clip starts its sound at the start, so on the whole clip's canvas a span
@@ -251,13 +238,9 @@ def _kept_frames(keep_samples: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 def _taper(keep: torch.Tensor, width: int) -> torch.Tensor:
-    """``keep`` (0/1 per frame) with a linear ramp over the first ``width`` regenerated frames
-    beside each kept run (at most a quarter of them): the weight of the given audio when an
-    edit's sample is blended with it, so the new sound fades back into the given audio after
-    the span instead of meeting it with a step. (The canvas of an edit starts just before the
-    span, so there is no kept run before it: the new sound starts at the span with its own
-    attack.) Not for ``continue``: past the given audio there is nothing to fade into.
-    Blended after sampling: a soft Replacement mask would compound over the steps."""
+    """``keep`` (0/1 per frame) ramped over the first ``width`` regenerated frames beside each
+    kept run (at most a quarter of them): the given audio's weight when an edit's sample is
+    blended with it after sampling (a soft Replacement mask would compound over the steps)."""
     width = min(width, int((keep < 1).sum()) // 4)
     soft = keep.clone()
     for d in range(1, width + 1):

@@ -56,7 +56,7 @@ class PointsMLP(torch.nn.Module):
             torch.nn.SiLU(), torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
             torch.nn.Linear(hidden, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, 2))
 
-    def forward(self, x, t, cond=None):
+    def forward(self, x, t, cond=None) -> torch.Tensor:
         freqs = torch.stack([torch.sin(math.pi * t), torch.cos(math.pi * t),
                              torch.sin(4 * math.pi * t), torch.cos(4 * math.pi * t)], dim=1)
         h = self.inp(torch.cat([x, freqs.to(x.dtype)], dim=1))

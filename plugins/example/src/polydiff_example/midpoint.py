@@ -1,15 +1,20 @@
 """An extra sampler, registered by a plugin like any built-in one."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
-def midpoint(model, x, grid, noise=None, step=None):
+def midpoint(model, x, grid, noise=None, step=None) -> torch.Tensor:
     """Explicit midpoint (RK2) on the probability-flow ODE in scaled space.
 
     The midpoint is the geometric mean of the two noise levels; the last step to 0 is Euler."""
     import math
 
-    import torch
-
     import polydiff
+    import torch
 
     for i in range(len(grid)):
         at, st, as_, ss = grid.alpha[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]

@@ -7,14 +7,14 @@ import polydiff
 
 
 @polydiff.hookimpl
-def register_samplers(register):
+def register_samplers(register) -> None:
     from .midpoint import midpoint
 
     register("midpoint", midpoint, order=2)
 
 
 @polydiff.hookimpl
-def register_modalities(register):
+def register_modalities(register) -> None:
     from . import io, tasks
 
     register(polydiff.Modality(
@@ -25,7 +25,7 @@ def register_modalities(register):
 
 
 @polydiff.hookimpl
-def register_encoders(register):
+def register_encoders(register) -> None:
     from . import encoders
 
     register(polydiff.Encoder("points2d-cluster", "condition", encoders.ClusterNames,
@@ -34,7 +34,7 @@ def register_encoders(register):
 
 
 @polydiff.hookimpl
-def register_backends(register):
+def register_backends(register) -> None:
     from . import backend
 
     register(polydiff.Backend("points2d-exact", "points2d", backend.load_exact, prediction="x0",

@@ -55,7 +55,7 @@ def random_attributes(rng: np.random.Generator) -> dict:
             "size": str(rng.choice(list(SIZES))), "position": str(rng.choice(list(POSITIONS)))}
 
 
-def example(rng: np.random.Generator, drop: float = 0.25):
+def example(rng: np.random.Generator, drop: float = 0.25) -> tuple[np.ndarray, str, dict]:
     """(image [3, 32, 32] in [0, 1], caption, attributes) with each attribute left out of the
     caption with probability ``drop``."""
     attrs = random_attributes(rng)
@@ -76,7 +76,7 @@ def all_captions() -> list[str]:
     return sorted(out)
 
 
-def batch(n: int, seed: int, drop: float = 0.25):
+def batch(n: int, seed: int, drop: float = 0.25) -> tuple[np.ndarray, list[str], list[dict]]:
     """n examples from one seed: images [n, 3, 32, 32] in [0, 1], captions, attributes."""
     rng = np.random.default_rng(seed)
     items = [example(rng, drop) for _ in range(n)]

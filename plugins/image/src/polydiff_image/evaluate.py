@@ -2,10 +2,8 @@
 tasks against simple baselines (mean fill, bicubic, the noisy input)."""
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import polydiff
@@ -90,8 +88,4 @@ def run(out="out/eval/image", quick: bool = False, seed: int = 1234, steps: int 
     lines += [f"| {names[t]} | {s['model']:.2f} | {s['baseline']:.2f} | {s['gain_db']:+.2f} |"
               for t, s in report["editing"].items()]
     report["markdown"] = "\n".join(lines) + "\n"
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(report, indent=2))
-    (folder / "report.md").write_text(report["markdown"])
     return report

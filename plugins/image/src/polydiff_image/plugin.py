@@ -4,7 +4,7 @@ import polydiff
 
 
 @polydiff.hookimpl
-def register_modalities(register):
+def register_modalities(register) -> None:
     from . import demo, evaluate, io, tasks
 
     register(polydiff.Modality(
@@ -15,7 +15,7 @@ def register_modalities(register):
 
 
 @polydiff.hookimpl
-def register_backends(register):
+def register_backends(register) -> None:
     from . import backend
 
     register(polydiff.Backend(

@@ -20,7 +20,7 @@ def time_features(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
-def coordinates(x: torch.Tensor):
+def coordinates(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(y, x) coordinate maps in [-1, 1], each [1, 1, H, W], at the size of x."""
     h, w = x.shape[-2:]
     ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
@@ -38,7 +38,7 @@ class ResBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
-    def forward(self, x, e):
+    def forward(self, x, e) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
         scale, shift, ramp_x, ramp_y = self.film(e)[:, :, None, None].chunk(4, dim=1)
         ys, xs = coordinates(h)
@@ -51,7 +51,7 @@ class Attention(nn.Module):
         super().__init__()
         self.norm, self.qkv, self.out, self.heads = nn.GroupNorm(8, ch), nn.Conv2d(ch, 3 * ch, 1), nn.Conv2d(ch, ch, 1), heads
 
-    def forward(self, x, e=None):
+    def forward(self, x, e=None) -> torch.Tensor:
         b, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
         y = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
@@ -67,7 +67,7 @@ class TextPool(nn.Module):
         self.queries = nn.Parameter(torch.randn(queries, dim) * dim**-0.5)
         self.key = nn.Linear(dim, dim)
 
-    def forward(self, tokens, mask):
+    def forward(self, tokens, mask) -> torch.Tensor:
         scores = torch.einsum("qd,bld->bql", self.queries, self.key(tokens)) / tokens.shape[-1] ** 0.5
         scores = scores.masked_fill(mask[:, None, :] < 0.5, float("-inf"))
         return torch.einsum("bql,bld->bqd", scores.softmax(-1), tokens).flatten(1)
@@ -111,7 +111,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
-    def forward(self, x, t, cond):
+    def forward(self, x, t, cond) -> torch.Tensor:
         text = self.pool(cond["tokens"].to(x.dtype), cond["mask"])
         e = self.time(time_features(t, self.config["channels"])) + self.text(text)
         grid_y, grid_x = coordinates(x)

@@ -4,7 +4,7 @@ import polydiff
 
 
 @polydiff.hookimpl
-def register_encoders(register):
+def register_encoders(register) -> None:
     from .minilm import OUTPUTS, load
 
     register(polydiff.Encoder(
