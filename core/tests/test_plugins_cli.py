@@ -398,15 +398,15 @@ def write_catalogue(folder: Path, *entries: str, folders=True) -> Path:
     return path
 
 
-def test_image_and_audio_require_the_text_plugin():
+def test_image_audio_and_video_require_the_text_plugin():
     catalogue = read_catalogue()
     text = catalogue.get("text")
-    for name in ("image", "audio"):
+    for name in ("image", "audio", "video"):
         entry = catalogue.get(name)
         assert catalogue.required_plugins(entry) == [text]
         assert catalogue.pip_requirements(entry) == []
         assert [e.name for e in catalogue.install_order(name)] == ["text", name]
-    assert catalogue.dependents("text") == ["audio", "image"] and catalogue.dependents("image") == []
+    assert catalogue.dependents("text") == ["audio", "image", "video"] and catalogue.dependents("image") == []
     assert catalogue.install_order("text") == [text]
 
 
@@ -514,7 +514,7 @@ def test_cli_install_with_a_broken_catalogue_is_one_line(runner, tmp_path, monke
 def test_uninstall_warns_about_plugins_that_need_it(runner):
     from polydiff.cli.catalogue import installed_version
 
-    needing = [n for n in ("audio", "image") if installed_version(f"polydiff-{n}")]
+    needing = [n for n in ("audio", "image", "video") if installed_version(f"polydiff-{n}")]
     if not needing or not installed_version("polydiff-text"):  # pragma: no cover
         pytest.skip("the text plugin and a plugin that requires it are not both installed")
     result = invoke(runner, "plugins", "uninstall", "text", "--dry-run")

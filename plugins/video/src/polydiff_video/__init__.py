@@ -1,0 +1,1 @@
+"""polydiff video plugin: short clips of coloured shapes in motion."""
