@@ -170,7 +170,11 @@ class TokenPlugin:
     @polydiff.hookimpl
     def register_modalities(self, register):
         def generate(request, context):
-            return polydiff.Plan(shape=(3,))
+            block = request.options["block"]
+            return polydiff.Plan(shape=(3,), sampler_options={} if block is None else {"block": block})
+
+        class GenerateOptions(BaseModel):
+            block: int | None = None
 
         def infill(request, context):
             known = torch.tensor(request.options["tokens"])
@@ -182,7 +186,7 @@ class TokenPlugin:
 
         register(polydiff.Modality(
             name="tokens3", description="three tokens", default_backend="tokens3-oracle",
-            tasks=[polydiff.Task("generate", "sample", generate),
+            tasks=[polydiff.Task("generate", "sample", generate, options=GenerateOptions),
                    polydiff.Task("infill", "fill the -1s", infill, options=InfillOptions)],
             write=lambda outputs, folder, request: []))
 
@@ -200,10 +204,14 @@ def test_generate_runs_a_masked_backend_with_its_own_defaults_and_constraints():
     with kit.registered(TokenPlugin(), "tokens3"):
         result = polydiff.generate("tokens3", n=4, steps=6, seed=0)
         filled = polydiff.generate("tokens3", task="infill", tokens=[2, -1, -1], n=50, steps=6, seed=0)
+        blocks = polydiff.generate("tokens3", n=2, steps=3, sampler="blocks", block=1, seed=0)
         with pytest.raises(polydiff.InvalidInputError, match="sampler: 'unipc' drives the gaussian process"):
             polydiff.generate("tokens3", sampler="unipc")
+        with pytest.raises(polydiff.InvalidInputError, match="block: not an option of the sampler 'mdlm'; it takes temperature"):
+            polydiff.generate("tokens3", block=1)
     assert result.metadata["resolved"]["sampler"] == "mdlm" and result.metadata["resolved"]["spacing"] == "trailing"
     assert result.samples.dtype == torch.long and not (result.samples == 3).any()
     assert (filled.samples[:, 0] == 2).all()
+    assert blocks.metadata["resolved"]["sampler_options"] == {"block": 1}
     # given a 2 first, the component preferring 2 dominates: most other tokens are 2 as well
     assert float((filled.samples[:, 1:] == 2).double().mean()) > 0.6

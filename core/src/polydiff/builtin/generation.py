@@ -41,6 +41,7 @@ def run_generation(request, context) -> Result:
         denoiser, (request.n, *plan.shape), sampler=sampler, steps=steps, schedule=loaded.schedule,
         spacing=spacing, seed=request.seed, constraints=plan.constraints, device=context.device,
         progress=context.progress, mask_id=loaded.mask_id,
+        sampler_options=_sampler_options(plan.sampler_options, sampler),
     )
     seconds = time.perf_counter() - started
     outputs = plan.decode(x) if plan.decode else list(x.cpu())
@@ -48,7 +49,8 @@ def run_generation(request, context) -> Result:
         "request": describe_request(request),
         "resolved": {"sampler": sampler, "spacing": spacing, "steps": steps, "guidance": scale,
                      "schedule": loaded.schedule.name, "backend": backend.name,
-                     "prediction": loaded.prediction, "device": context.device},
+                     "prediction": loaded.prediction, "device": context.device,
+                     **({"sampler_options": plan.sampler_options} if plan.sampler_options else {})},
         "checkpoint_sha256": _checkpoint_hash(backend.checkpoint),
         "plugins": _versions(),
         "sampling_seconds": round(seconds, 4),
@@ -56,6 +58,26 @@ def run_generation(request, context) -> Result:
     }
     return Result(modality=request.modality, outputs=outputs, samples=x, metadata=metadata,
                   writer=modality.write, request=request)
+
+
+def _sampler_options(options: dict, sampler: str) -> dict:
+    """The plan's sampler options, each one the sampler takes (else one line naming it)."""
+    import inspect
+
+    from polydiff.errors import InvalidInputError
+    from polydiff.registries import components
+
+    if not options:
+        return {}
+    fn = components().samplers.get_named(sampler).fn
+    takes = [p.name for p in list(inspect.signature(fn).parameters.values())[3:]
+             if p.name not in ("noise", "step", "mask_id") and p.kind is not p.VAR_KEYWORD]
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+    for name in options:
+        if name not in takes and not accepts_any:
+            raise InvalidInputError(f"{name}: not an option of the sampler {sampler!r}"
+                                    + (f"; it takes {', '.join(takes)}" if takes else "; it takes none"))
+    return dict(options)
 
 
 def _checkpoint_hash(path):
