@@ -215,3 +215,12 @@ def test_generate_runs_a_masked_backend_with_its_own_defaults_and_constraints():
     assert blocks.metadata["resolved"]["sampler_options"] == {"block": 1}
     # given a 2 first, the component preferring 2 dominates: most other tokens are 2 as well
     assert float((filled.samples[:, 1:] == 2).double().mean()) > 0.6
+
+
+def test_the_demo_sampler_gallery_skips_masked_samplers(tmp_path):
+    """The demo draws every Gaussian sampler on a 2-D mixture; masked samplers are not for it."""
+    from polydiff.cli.demo import run_demo
+
+    files = run_demo(tmp_path, steps=3, n=50)
+    legend = (tmp_path / "samplers.txt").read_text()
+    assert "unipc" in legend and "mdlm" not in legend and all(f.exists() for f in files)
