@@ -3,6 +3,7 @@ saves, exact resume (also after SIGKILL), and DDP with two CPU processes under t
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import signal
@@ -256,6 +257,41 @@ def test_resume_matches_uninterrupted_run(tmp_path, no_pickle):
 
     with pytest.raises(InvalidInputError, match="prediction"):
         make_trainer(tmp_path / "split", steps=60, prediction="v").fit()
+
+
+def test_cosine_learning_rate_with_warmup_and_exact_resume(tmp_path):
+    from polydiff.training import learning_rate
+
+    c = TrainConfig(steps=100, lr=1e-3, lr_schedule="cosine", lr_final=1e-4, warmup=10)
+    curve = [learning_rate(c, k) for k in range(100)]
+    assert curve[0] == pytest.approx(1e-4)  # warm-up: a tenth of lr at the first step
+    assert curve[9] == pytest.approx(1e-4 + 9e-4 * 0.5 * (1 + math.cos(math.pi * 0.09)))
+    assert curve[50] == pytest.approx(1e-4 + 9e-4 * 0.5)  # half-way: the mean of lr and lr_final
+    assert all(a >= b for a, b in zip(curve[9:], curve[10:]))  # decreasing after the warm-up
+    assert curve[-1] > 1e-4 and learning_rate(c, 100) == pytest.approx(1e-4)
+    assert learning_rate(TrainConfig(lr=2e-3), 500) == 2e-3  # constant by default
+
+    # the curve depends on the step only, so a run stopped at 20 of 30 resumes onto it exactly
+    cosine = dict(lr_schedule="cosine", lr_final=3e-4, warmup=5)
+    whole = make_trainer(tmp_path / "whole", steps=30, **cosine)
+    whole.fit()
+    assert whole.optimizer.param_groups[0]["lr"] == pytest.approx(learning_rate(whole.config, 29))
+    stopped = make_trainer(tmp_path / "split", steps=30, **cosine)
+    calls = iter(range(21))
+
+    def data_then_die(n, g):
+        next(calls)  # StopIteration at the 21st batch: the run dies after its step-20 checkpoint
+        return mixture(n, g)
+
+    stopped.data = data_then_die
+    with pytest.raises(StopIteration):
+        stopped.fit()
+    resumed = make_trainer(tmp_path / "split", steps=30, init_seed=1, **cosine)
+    resumed.fit()
+    assert resumed.history == whole.history[2:]
+    assert _same(load_checkpoint(tmp_path / "whole")[0], load_checkpoint(tmp_path / "split")[0])
+    with pytest.raises(pydantic.ValidationError, match="lr_final"):
+        TrainConfig(lr_schedule="cosine", lr=1e-4, lr_final=1e-3)
 
 
 # -- (e) SIGKILL, then resume -------------------------------------------------------------------

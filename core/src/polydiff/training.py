@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Literal
@@ -36,6 +37,10 @@ class TrainConfig(BaseModel):
     steps: int = Field(1000, gt=0, description="optimizer steps in total, resumed ones included")
     batch_size: int = Field(64, gt=0, description="samples per step and per process")
     lr: float = Field(1e-3, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: decay from lr to lr_final over the run (after any warm-up)")
+    lr_final: float = Field(0.0, ge=0, description="the cosine schedule's last learning rate")
+    warmup: int = Field(0, ge=0, description="steps of linear learning-rate warm-up from lr/warmup")
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     ema_decay: float = Field(0.999, ge=0, le=1, description="warmed up as min(decay, (1+k)/(10+k))")
@@ -82,6 +87,12 @@ class TrainConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _lr_final_below_lr(self):
+        if self.lr_schedule == "cosine" and self.lr_final > self.lr:
+            raise ValueError(f"lr_final ({self.lr_final}) must not exceed lr ({self.lr})")
+        return self
+
+    @model_validator(mode="after")
     def _time_range_ordered(self):
         lo, hi = self.time_range()
         if not lo < hi:
@@ -104,6 +115,18 @@ class TrainConfig(BaseModel):
         lo = schedule.t_min if self.t_min is None else self.t_min
         hi = schedule.t_max if self.t_max is None else self.t_max
         return float(lo), float(hi)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based): a pure function of the step, so a
+    resumed run follows the same curve. Cosine decays over the whole run, warm-up included."""
+    c = config
+    lr = c.lr
+    if c.lr_schedule == "cosine":
+        lr = c.lr_final + (c.lr - c.lr_final) * 0.5 * (1 + math.cos(math.pi * min(step / c.steps, 1.0)))
+    if c.warmup:
+        lr *= min(1.0, (step + 1) / c.warmup)
+    return lr
 
 
 class Trainer:
@@ -218,6 +241,8 @@ class Trainer:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.autocast)
         loss = (self._masked_loss if masked else self._gaussian_loss)(net, x0, noise, t, cond, dtype)
         self.optimizer.zero_grad(set_to_none=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, self.step)
         loss.backward()
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
