@@ -98,6 +98,10 @@ class Modality:
     max_elements: int = 2**24    # n * per-sample elements allowed in one call (memory budget)
     evaluate: Callable[..., dict] | None = None  # evaluate(out=folder, quick=bool) -> report (core saves it)
     demo: Callable[..., list] | None = None       # demo(folder) -> files, run by `polydiff demo`
+    # picture(batch) -> one numpy picture of a model-space batch, noisy or clean (an image
+    # [H, W, 3] in [0, 1], or [H, W] values shown with a colour map): `polydiff explain`'s panels
+    picture: Callable[[Any], Any] | None = None
+    picture_samples: int = 1     # samples in one picture (a scatter of points needs many)
 
     def __post_init__(self):
         self.tasks = list(self.tasks)

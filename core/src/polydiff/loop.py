@@ -1,6 +1,7 @@
 """``sample``: run any sampler over any denoiser, with constraints, step hooks and a progress bar."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -71,7 +72,8 @@ def sample(
     autocast: str | None = None,
     channels_last: bool = False,
     mask_id: int | None = None,
-) -> torch.Tensor:
+    trajectory: bool = False,
+) -> torch.Tensor | Trajectory:
     """Draw ``shape[0]`` samples with the denoiser ``D(x, t, cond) -> x0_hat``.
 
     The schedule's process decides the rest: a Gaussian schedule samples real tensors from
@@ -92,6 +94,10 @@ def sample(
     sampling device (the sampler's own state stays in ``dtype``).
     ``channels_last``: keep 4-D states in channels-last memory format (convert the network
     with ``net.to(memory_format=torch.channels_last)`` too).
+
+    ``trajectory=True`` returns a ``polydiff.Trajectory`` instead of the samples: the reverse
+    path, every state ``x_t`` from the start to the end and the denoiser's ``x0_hat`` at every
+    step (copies kept on the sampling device).
     """
     shape = _check_shape(shape)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
@@ -138,6 +144,7 @@ def sample(
 
     step_hooks = _step_hooks()
     bar = _progress(len(grid)) if progress else None
+    path: list | None = [] if trajectory else None
 
     def on_step(info: StepInfo):  # the sampler's ``step``: constraints, hooks, callback, bar
         for c in constraints:
@@ -146,6 +153,8 @@ def sample(
             hook(step=info)
         if callback is not None:
             callback(info)
+        if path is not None:
+            path.append((info.t, info.x.clone(), info.x0.detach().clone()))
         if bar is not None:
             bar.update(1)
 
@@ -160,8 +169,9 @@ def sample(
             x = c.start(z, grid)
         if memory_format is not None:
             x = x.contiguous(memory_format=memory_format)
+        start = x.clone() if trajectory else None
         try:
-            needs_step = constraints or step_hooks or callback is not None or bar is not None
+            needs_step = constraints or step_hooks or callback is not None or bar is not None or trajectory
             x = fn(model, x, grid, noise=noise, step=on_step if needs_step else None,
                    **(sampler_options or {}))
         finally:
@@ -172,7 +182,23 @@ def sample(
     total = x.sum(dtype=acc) + (torch.stack(sums).sum() if sums else 0)
     if not bool(torch.isfinite(total)):
         raise NonFiniteError("the model returned NaN or infinity during sampling")
-    return x
+    if path is None:
+        return x
+    return Trajectory(sample=x, t=[float(grid.t[0])] + [float(t) for t, _, _ in path],
+                      x=torch.stack([start] + [s for _, s, _ in path]), x0=torch.stack([e for _, _, e in path]))
+
+
+@dataclass
+class Trajectory:
+    """The reverse path of ``sample(..., trajectory=True)``: ``x[k]`` is the state at time
+    ``t[k]`` (``x[0]`` the starting noise or mask, ``x[-1]`` before any constraint's finish),
+    ``x0[k]`` the denoiser's clean estimate made in step k (``len(t) - 1`` steps), and
+    ``sample`` what ``sample`` would have returned."""
+
+    sample: torch.Tensor
+    t: list[float]
+    x: torch.Tensor
+    x0: torch.Tensor
 
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}

@@ -209,6 +209,21 @@ def demo(out) -> None:
         click.echo(str(path))
 
 
+@cli.command()
+@click.argument("modality")
+@click.argument("prompt", required=False)
+@click.option("-o", "--out", default="out", show_default=True, help="output folder")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=int, help="sampler steps (default: the generate task's)")
+@click.option("--device", default="cpu", show_default=True)
+def explain(modality, prompt, out, seed, steps, device) -> None:
+    """One figure of diffusion on MODALITY with its own model: forward, reverse, x0_hat, the
+    schedule's log-SNR and a masked edit (PROMPT: default the generate task's example)."""
+    from ..explain import explain as draw
+
+    click.echo(str(draw(modality, out, prompt=prompt, seed=seed, steps=steps, device=device)))
+
+
 @cli.command(name="eval")
 @click.argument("modality")
 @click.option("-o", "--out", default=None, help="folder for the report and samples (default out/eval/MODALITY)")

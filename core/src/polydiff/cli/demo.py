@@ -23,6 +23,24 @@ def _panel(points, title_colour):
     return img
 
 
+def _explained(out: Path) -> list[Path]:
+    """`polydiff explain` for every modality that draws pictures (skipped without matplotlib)."""
+    import importlib.util
+
+    from ..explain import explain
+    from ..registries import components
+
+    if importlib.util.find_spec("matplotlib") is None:
+        print("explain figures skipped: pip install 'polydiff[explain]'")
+        return []
+    files = []
+    for name, modality in sorted(components().modalities.items()):
+        if modality.picture is not None:
+            files.append(explain(name, out / "explain"))
+            print(f"{name}: {files[-1]}")
+    return files
+
+
 def run_demo(out, steps: int = 10, n: int = 1000) -> list[Path]:
     import torch
 
@@ -60,6 +78,7 @@ def run_demo(out, steps: int = 10, n: int = 1000) -> list[Path]:
         from ..generation import generate
 
         files += generate("points2d", "north", n=500, seed=0).save(out / "points2d")
+    files += _explained(out)
     for name, modality in sorted(components().modalities.items()):
         if modality.demo is not None:
             print(f"{name}: writing its gallery ...")

@@ -91,3 +91,8 @@ def write(outputs, folder, request) -> list[Path]:
 def read(files) -> list[torch.Tensor]:
     """The inverse of ``write``: the waveform of each written WAV (PNGs are skipped)."""
     return [read_audio(p, str(p)) for p in files if Path(p).suffix.lower() == ".wav"]
+
+
+def picture(x: torch.Tensor) -> np.ndarray:
+    """The first log-mel spectrogram of a model-space batch, low pitches at the bottom, for figures."""
+    return x[0].float().reshape(-1, x.shape[-1]).flip(0).clamp(-1.5, 1.5).numpy()

@@ -12,7 +12,7 @@ def register_modalities(register) -> None:
         name="audio", description="16 kHz clips of notes, chords and arpeggios on five synthesised instruments",
         tasks=tasks.TASKS, write=io.write, read=io.read, formats=("wav", "png"),
         default_backend="notes-unet", max_elements=tasks.MAX_ELEMENTS,
-        evaluate=evaluate.run, demo=demo.run))
+        evaluate=evaluate.run, demo=demo.run, picture=io.picture))
 
 
 @polydiff.hookimpl

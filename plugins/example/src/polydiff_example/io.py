@@ -27,3 +27,10 @@ def read(files) -> list[np.ndarray]:
     with open(path, newline="") as f:
         rows = list(csv.reader(f))[1:]
     return [np.array([float(v) for v in row], dtype=np.float32) for row in rows if row]
+
+
+def picture(x) -> np.ndarray:
+    """A batch of points as a density image over [-EXTENT, EXTENT]^2 (north up), for figures."""
+    points = np.asarray(x, dtype=np.float64)
+    counts, _, _ = np.histogram2d(points[:, 1], points[:, 0], bins=64, range=[[-EXTENT, EXTENT]] * 2)
+    return np.log1p(counts[::-1])

@@ -21,7 +21,8 @@ def register_modalities(register) -> None:
         name="points2d",
         description="points in the plane from a mixture of four named clusters (toy modality)",
         tasks=tasks.TASKS, write=io.write, read=io.read, formats=("csv", "svg"),
-        default_backend="points2d-exact", max_elements=2_000_000))
+        default_backend="points2d-exact", max_elements=2_000_000,
+        picture=io.picture, picture_samples=2000))
 
 
 @polydiff.hookimpl

@@ -73,3 +73,8 @@ def read(files) -> list[torch.Tensor]:
     """The samples ``write`` saved, in order (the inverse of ``write``; grid.png is left out)."""
     samples = sorted(Path(f) for f in files if Path(f).suffix == ".png" and Path(f).name != "grid.png")
     return [read_image(path, path.name) for path in samples]
+
+
+def picture(x: torch.Tensor) -> np.ndarray:
+    """The first image of a model-space batch (noisy or not) as [H, W, 3] in [0, 1], for figures."""
+    return ((x[0].float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()

@@ -11,7 +11,7 @@ def register_modalities(register) -> None:
         name="image", description="32x32 RGB images of coloured shapes, from text prompts",
         tasks=tasks.TASKS, write=io.write, read=io.read, formats=("png",), tolerance=1 / 255,
         default_backend="shapes-unet", max_elements=256 * 3 * 32 * 32,
-        evaluate=evaluate.run, demo=demo.run))
+        evaluate=evaluate.run, demo=demo.run, picture=io.picture))
 
 
 @polydiff.hookimpl

@@ -211,3 +211,13 @@ def read(files) -> list[torch.Tensor]:
     """The samples ``write`` saved, in order, from their contact sheets (lossless 8-bit)."""
     sheets = sorted(Path(f) for f in files if Path(f).suffix == ".png")
     return [read_clip(p, p.name) for p in sheets]
+
+
+def picture(x: torch.Tensor) -> np.ndarray:
+    """The first clip of a model-space batch as a contact sheet, frames in reading order in two
+    rows (a clip of odd length gets a black last frame): [2H, ceil(T/2)*W, 3] in [0, 1]."""
+    frames = (x[0].float().clamp(-1, 1) + 1) / 2            # [T, 3, H, W]
+    if len(frames) % 2:
+        frames = torch.cat([frames, torch.zeros_like(frames[:1])])
+    t, c, h, w = frames.shape
+    return frames.reshape(2, t // 2, c, h, w).permute(0, 3, 1, 4, 2).reshape(2 * h, t // 2 * w, c).numpy()

@@ -13,7 +13,7 @@ def register_modalities(register) -> None:
         description=f"{FRAMES}-frame {SIZE}x{SIZE} clips of coloured shapes in motion, from text prompts",
         tasks=tasks.TASKS, write=io.write, read=io.read, formats=("gif", "png"), tolerance=1 / 255,
         default_backend=backend.NAME, max_elements=16 * io.MAX_FRAMES * 3 * SIZE * SIZE,
-        evaluate=evaluate.run, demo=demo.run))
+        evaluate=evaluate.run, demo=demo.run, picture=io.picture))
 
 
 @polydiff.hookimpl
