@@ -28,10 +28,9 @@ def explain(modality: str, out="out", *, prompt: str | None = None, seed: int = 
         from matplotlib.figure import Figure
     except ImportError:
         raise InvalidInputError("explain draws with matplotlib: pip install 'polydiff[explain]'") from None
-    from .denoisers import as_denoiser, guided
     from .editing import Replacement
     from .forward import diffuse
-    from .generation import Context
+    from .generation import Context, SamplingRun
     from .loop import sample
     from .registries import components
     from .request import GenerateRequest
@@ -41,27 +40,26 @@ def explain(modality: str, out="out", *, prompt: str | None = None, seed: int = 
         raise InvalidInputError(f"{modality}: this modality draws no pictures (Modality.picture), so it cannot be explained")
     task = mod.task("generate")
     args = {**(task.example_arguments() or {}), **({"prompt": prompt} if prompt is not None else {})}
-    request = GenerateRequest.build(modality=modality, n=mod.picture_samples, seed=seed, device=device, **args)
+    request = GenerateRequest.build(modality=modality, n=mod.picture_samples, seed=seed, device=device,
+                                    steps=steps, **args)
     context = Context(request)
     plan = task.plan(request, context)
-    loaded = context.model()
-    denoiser = guided(as_denoiser(loaded.net, loaded.schedule, loaded.prediction), plan.cond, plan.uncond, plan.guidance)
-    run = dict(steps=steps or plan.steps, schedule=loaded.schedule, device=context.device, mask_id=loaded.mask_id,
-               sampler_options=plan.sampler_options)
+    run = SamplingRun(context, plan)
+    loaded, options, denoiser = run.loaded, run.options, run.denoiser
     shape = (request.n, *plan.shape)
-    path = sample(denoiser, shape, seed=seed, trajectory=True, constraints=plan.constraints, **run)
+    path = sample(denoiser, shape, trajectory=True, **options)
     x0 = path.sample
     times = [k / (PANELS - 1) for k in range(PANELS)]
     forward = diffuse(x0, times, schedule=loaded.schedule, seed=seed, mask_id=loaded.mask_id)
     mask = torch.zeros_like(x0, dtype=torch.float32)
     mask[..., : max(1, x0.shape[-1] // 2)] = 1
     kept = Replacement(x0, mask if x0.is_floating_point() else mask.bool())
-    edited = sample(denoiser, shape, seed=seed + 1, constraints=[*plan.constraints, kept], **run)
+    edited = sample(denoiser, shape, **{**options, "seed": seed + 1, "constraints": [*plan.constraints, kept]})
     shown = torch.where(mask.bool(), x0, torch.zeros_like(x0)) if x0.is_floating_point() else x0
     picks = sorted({round(k * (len(path.t) - 1) / (PANELS - 1)) for k in range(PANELS)})
 
     first = _array(mod.picture(x0.cpu()))
-    scale = (float(first.min()), float(first.max()))
+    scale = (float(first.min()), float(first.max()))  # every panel on the clean sample's scale
 
     def panel(cell, batch, label, title=None):
         _panel(fig, cell, mod.picture(batch.cpu()), label, title, scale)
@@ -101,16 +99,14 @@ def _array(picture):
     return array
 
 
-def _panel(fig, cell, picture, label: str, title: str | None = None, scale=None) -> None:
-    """One picture; a [H, W] one in the colour map over ``scale`` (the clean sample's range, so
-    every panel of a figure reads on the same scale)."""
+def _panel(fig, cell, picture, label: str, title: str | None, scale: tuple[float, float]) -> None:
+    """One picture; a [H, W] one in the colour map over ``scale`` (lo, hi)."""
     ax = fig.add_subplot(cell)
     array = _array(picture)
     if array.ndim == 3:
         ax.imshow(array.clip(0, 1), interpolation="nearest")
     else:
-        lo, hi = scale if scale is not None else (None, None)
-        ax.imshow(array, cmap="magma", interpolation="nearest", aspect="auto", vmin=lo, vmax=hi)
+        ax.imshow(array, cmap="magma", interpolation="nearest", aspect="auto", vmin=scale[0], vmax=scale[1])
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_xlabel(label, fontsize=8)
@@ -120,20 +116,19 @@ def _panel(fig, cell, picture, label: str, title: str | None = None, scale=None)
 
 def _schedule_plot(ax, schedule, visited) -> None:
     """log-SNR(t) = log(α/σ) of the schedule, with the sampler's times marked; α and σ beside it."""
+    from .schedules import Grid
+
     lo, hi = max(float(getattr(schedule, "t_min", 0.0)), 1e-3), float(schedule.t_max)
-    t = torch.linspace(lo, hi, 200, dtype=torch.float64)
-    alpha, sigma = schedule.alpha(t), schedule.sigma(t)
-    lam = torch.log(alpha.clamp_min(1e-12) / sigma.clamp_min(1e-12))
-    ax.plot(t.numpy(), lam.numpy(), color="#1f5fbf", label="log-SNR log(α/σ)")
-    pts = torch.tensor([v for v in visited if lo <= v <= hi], dtype=torch.float64)
-    if len(pts):
-        ax.plot(pts.numpy(), torch.log(schedule.alpha(pts) / schedule.sigma(pts)).numpy(), "o", color="#d04020",
-                markersize=3, label="times the sampler visits")
+    curve = Grid.build(schedule, torch.linspace(lo, hi, 200).tolist())
+    ax.plot(curve.t, curve.lam, color="#1f5fbf", label="log-SNR log(α/σ)")
+    pts = Grid.build(schedule, [v for v in visited if lo <= v <= hi])
+    if pts.t:
+        ax.plot(pts.t, pts.lam, "o", color="#d04020", markersize=3, label="times the sampler visits")
     ax.set_xlabel("t")
     ax.set_ylabel("log-SNR")
     twin = ax.twinx()
-    twin.plot(t.numpy(), alpha.numpy(), "--", color="#555555", linewidth=1, label="α(t)")
-    twin.plot(t.numpy(), sigma.numpy(), ":", color="#555555", linewidth=1, label="σ(t)")
+    twin.plot(curve.t, curve.alpha, "--", color="#555555", linewidth=1, label="α(t)")
+    twin.plot(curve.t, curve.sigma, ":", color="#555555", linewidth=1, label="σ(t)")
     twin.set_ylabel("α, σ")
     lines = ax.get_lines() + twin.get_lines()
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7, loc="upper right")

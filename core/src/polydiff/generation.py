@@ -78,6 +78,46 @@ def _encode_rows(name: str, device: str, prompts: list[str], options: dict) -> d
     return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
 
 
+class SamplingRun:
+    """What one request samples with, resolved once for ``generate`` and ``explain`` alike: the
+    loaded model, the guided denoiser, and ``sample``'s keyword arguments (``options``). The
+    request's sampler, spacing, steps and guidance win over the plan's and the process's own."""
+
+    def __init__(self, context: Context, plan) -> None:
+        from .denoisers import as_denoiser, guided
+        from .loop import DEFAULTS
+
+        request = context.request
+        self.loaded = loaded = context.model()
+        self.guidance = plan.guidance if request.guidance is None else request.guidance
+        self.denoiser = guided(as_denoiser(loaded.net, loaded.schedule, loaded.prediction),
+                               plan.cond, plan.uncond, self.guidance)
+        default_sampler, default_spacing = DEFAULTS[getattr(loaded.schedule, "process", "gaussian")]
+        sampler = request.sampler or default_sampler
+        self.options = dict(
+            sampler=sampler, spacing=request.spacing or default_spacing, steps=request.steps or plan.steps,
+            schedule=loaded.schedule, seed=request.seed, constraints=plan.constraints, device=context.device,
+            mask_id=loaded.mask_id, sampler_options=_sampler_options(plan.sampler_options, sampler))
+
+
+def _sampler_options(options: dict, sampler: str) -> dict:
+    """The plan's sampler options, each one the sampler takes (else one line naming it)."""
+    import inspect
+
+    from .registries import components
+
+    if not options:
+        return {}
+    params = list(inspect.signature(components().samplers.get_named(sampler).fn).parameters.values())
+    takes = [p.name for p in params[3:] if p.name not in ("noise", "step", "mask_id") and p.kind is not p.VAR_KEYWORD]
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params)
+    for name in options:
+        if name not in takes and not accepts_any:
+            raise InvalidInputError(f"{name}: not an option of the sampler {sampler!r}"
+                                    + (f"; it takes {', '.join(takes)}" if takes else "; it takes none"))
+    return dict(options)
+
+
 def load_encoder(name: str, device: str = "cpu") -> Any:
     """The registered encoder ``name``, loaded once per process and device (what
     ``Context.encoder`` returns; for training code, which has no request)."""

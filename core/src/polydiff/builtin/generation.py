@@ -16,9 +16,9 @@ from polydiff.hookspecs import hookimpl
 
 @hookimpl(trylast=True)
 def run_generation(request, context) -> Result:
-    from polydiff.denoisers import as_denoiser, guided
     from polydiff.errors import InvalidInputError
-    from polydiff.loop import DEFAULTS, sample
+    from polydiff.generation import SamplingRun
+    from polydiff.loop import sample
     from polydiff.result import Result, describe_request
 
     modality, backend = context.modality, context.backend
@@ -29,25 +29,16 @@ def run_generation(request, context) -> Result:
             f"n x size: {request.n} samples of shape {tuple(plan.shape)} need {elements:,} values, "
             f"over this modality's memory budget of {modality.max_elements:,}; lower n or the size"
         )
-    loaded = context.model()
-    denoiser = as_denoiser(loaded.net, loaded.schedule, loaded.prediction)
-    scale = plan.guidance if request.guidance is None else request.guidance
-    denoiser = guided(denoiser, plan.cond, plan.uncond, scale)
-    default_sampler, default_spacing = DEFAULTS[getattr(loaded.schedule, "process", "gaussian")]
-    sampler, spacing = request.sampler or default_sampler, request.spacing or default_spacing
-    steps = request.steps or plan.steps
+    run = SamplingRun(context, plan)
+    loaded, opts = run.loaded, run.options
     started = time.perf_counter()
-    x = sample(
-        denoiser, (request.n, *plan.shape), sampler=sampler, steps=steps, schedule=loaded.schedule,
-        spacing=spacing, seed=request.seed, constraints=plan.constraints, device=context.device,
-        progress=context.progress, mask_id=loaded.mask_id,
-        sampler_options=_sampler_options(plan.sampler_options, sampler),
-    )
+    x = sample(run.denoiser, (request.n, *plan.shape), progress=context.progress, **opts)
     seconds = time.perf_counter() - started
     outputs = plan.decode(x) if plan.decode else list(x.cpu())
     metadata = {
         "request": describe_request(request),
-        "resolved": {"sampler": sampler, "spacing": spacing, "steps": steps, "guidance": scale,
+        "resolved": {"sampler": opts["sampler"], "spacing": opts["spacing"], "steps": opts["steps"],
+                     "guidance": run.guidance,
                      "schedule": loaded.schedule.name, "backend": backend.name,
                      "prediction": loaded.prediction, "device": context.device,
                      **({"sampler_options": plan.sampler_options} if plan.sampler_options else {})},
@@ -58,26 +49,6 @@ def run_generation(request, context) -> Result:
     }
     return Result(modality=request.modality, outputs=outputs, samples=x, metadata=metadata,
                   writer=modality.write, request=request)
-
-
-def _sampler_options(options: dict, sampler: str) -> dict:
-    """The plan's sampler options, each one the sampler takes (else one line naming it)."""
-    import inspect
-
-    from polydiff.errors import InvalidInputError
-    from polydiff.registries import components
-
-    if not options:
-        return {}
-    fn = components().samplers.get_named(sampler).fn
-    takes = [p.name for p in list(inspect.signature(fn).parameters.values())[3:]
-             if p.name not in ("noise", "step", "mask_id") and p.kind is not p.VAR_KEYWORD]
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
-    for name in options:
-        if name not in takes and not accepts_any:
-            raise InvalidInputError(f"{name}: not an option of the sampler {sampler!r}"
-                                    + (f"; it takes {', '.join(takes)}" if takes else "; it takes none"))
-    return dict(options)
 
 
 def _checkpoint_hash(path):

@@ -129,7 +129,7 @@ def _ar_model(folder: Path):
     """The AR baseline from ``folder`` (out/eval/text/ar), trained there first if missing."""
     if not (folder / "model.json").is_file():
         print(f"training the autoregressive baseline into {folder} (the diffusion RECIPE's budget: "
-              "about an hour on one CPU thread)", flush=True)
+              "about 80 minutes on one CPU thread)", flush=True)
         baselines_ar.train(folder)
     _, config = polydiff.load_checkpoint(folder)
     return baselines_ar.load("cpu", folder), config.get("step")
