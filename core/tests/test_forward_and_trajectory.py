@@ -82,13 +82,16 @@ def test_masked_trajectory_reveals_tokens_step_by_step():
 
 
 def test_explain_draws_a_figure_and_refuses_modalities_without_pictures(tmp_path, polydiff_single_thread):
-    from polydiff.explain import explain
+    from polydiff import explain
 
     path = explain("points2d", tmp_path, steps=6)
     assert path == tmp_path / "explain-points2d.png"
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     assert not list(tmp_path.glob(".*.tmp"))
+    if "image" in polydiff.components().modalities:   # its example asks for 2 steps; explain uses its own
+        image = explain("image", tmp_path, steps=3)
+        assert image.is_file() and image != path
     if "text" in polydiff.components().modalities:
         with pytest.raises(InvalidInputError, match="draws no pictures"):
             explain("text", tmp_path)

@@ -219,7 +219,7 @@ def demo(out) -> None:
 def explain(modality, prompt, out, seed, steps, device) -> None:
     """One figure of diffusion on MODALITY with its own model: forward, reverse, x0_hat, the
     schedule's log-SNR and a masked edit (PROMPT: default the generate task's example)."""
-    from ..explain import explain as draw
+    from ..explaining import explain as draw
 
     click.echo(str(draw(modality, out, prompt=prompt, seed=seed, steps=steps, device=device)))
 

@@ -27,7 +27,7 @@ def _explained(out: Path) -> list[Path]:
     """`polydiff explain` for every modality that draws pictures (skipped without matplotlib)."""
     import importlib.util
 
-    from ..explain import explain
+    from ..explaining import explain
     from ..registries import components
 
     if importlib.util.find_spec("matplotlib") is None:

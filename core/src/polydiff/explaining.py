@@ -39,9 +39,9 @@ def explain(modality: str, out="out", *, prompt: str | None = None, seed: int = 
     if mod.picture is None:
         raise InvalidInputError(f"{modality}: this modality draws no pictures (Modality.picture), so it cannot be explained")
     task = mod.task("generate")
-    args = {**(task.example_arguments() or {}), **({"prompt": prompt} if prompt is not None else {})}
-    request = GenerateRequest.build(modality=modality, n=mod.picture_samples, seed=seed, device=device,
-                                    steps=steps, **args)
+    example = {k: v for k, v in (task.example_arguments() or {}).items() if k != "steps"}  # a check's few steps
+    args = {**example, **({"prompt": prompt} if prompt is not None else {}), **({"steps": steps} if steps else {})}
+    request = GenerateRequest.build(modality=modality, n=mod.picture_samples, seed=seed, device=device, **args)
     context = Context(request)
     plan = task.plan(request, context)
     run = SamplingRun(context, plan)
