@@ -95,3 +95,14 @@ def test_explain_draws_a_figure_and_refuses_modalities_without_pictures(tmp_path
     if "text" in polydiff.components().modalities:
         with pytest.raises(InvalidInputError, match="draws no pictures"):
             explain("text", tmp_path)
+
+
+def test_one_seed_per_sample_equals_each_sample_alone(polydiff_single_thread):
+    from polydiff.testing import default_mixture
+
+    mixture = default_mixture()
+    together = polydiff.sample(mixture.denoiser, (3, 2), steps=4, seed=[7, 100, 3])
+    for row, seed in zip(together, (7, 100, 3)):
+        assert torch.equal(row, polydiff.sample(mixture.denoiser, (1, 2), steps=4, seed=seed)[0])
+    with pytest.raises(InvalidInputError, match="seed: expected an integer or 3 integers"):
+        polydiff.sample(mixture.denoiser, (3, 2), steps=4, seed=[1, 2])

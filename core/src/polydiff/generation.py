@@ -27,12 +27,12 @@ class Context:
     """What a task's ``plan(request, context)`` gets besides the request: the resolved device,
     the modality, task and backend, and loaders that cache across calls."""
 
-    def __init__(self, request: GenerateRequest, progress: bool = False) -> None:
+    def __init__(self, request: GenerateRequest, progress: bool = False, callback=None) -> None:
         from .registries import components
 
         self.components = components()
         self.request = request
-        self.progress = progress
+        self.progress, self.callback = progress, callback
         self.modality = self.components.modalities[request.modality]
         self.task = self.modality.task(request.task)
         self.backend = self.components.backends[request.backend or self.modality.default_backend]
@@ -159,14 +159,16 @@ def resolve_device(device: str, supported=("cpu",)) -> str:
     return device
 
 
-def generate(modality: str, prompt: str | None = None, *, progress: bool = False, **fields) -> Result:
+def generate(modality: str, prompt: str | None = None, *, progress: bool = False, callback=None,
+             **fields) -> Result:
     """Generate (or edit) ``n`` samples of a modality; see ``GenerateRequest`` for the fields.
 
     Fields the request model does not know are the task's options (``seconds=2``, ``frames=16``).
+    ``callback(info)`` sees a ``StepInfo`` after every sampler step (progress; raising stops the run).
     """
     from .plugins import load_plugins
 
     request = GenerateRequest.build(modality=modality, prompt=prompt, **fields)
     if request.seed is None:
         request.seed = random.SystemRandom().randrange(2**31)
-    return load_plugins().hook.run_generation(request=request, context=Context(request, progress))
+    return load_plugins().hook.run_generation(request=request, context=Context(request, progress, callback))

@@ -60,7 +60,7 @@ def sample(
     steps: int = 20,
     schedule: NoiseSchedule | str | None = None,
     spacing=None,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     cond=None,
     constraints: Sequence = (),
     device=None,
@@ -82,7 +82,8 @@ def sample(
     [n, L, V]. ``sampler`` and ``spacing`` default to the process's own (``DEFAULTS``); a
     sampler of the other process is refused.
 
-    Sample i uses seed ``seed + i`` for all of its noise, so it is the same whatever the batch.
+    Sample i uses seed ``seed + i`` for all of its noise, so it is the same whatever the batch;
+    ``seed`` may also be one seed per sample (how a server samples several requests at once).
     ``schedule`` defaults to the denoiser's ``.schedule`` attribute, else ``vp-linear``.
     ``callback(info)`` sees a ``polydiff.StepInfo`` after every step, after the constraints and
     the ``on_step`` hooks, and may change the state by setting ``info.x``, as they may.
@@ -110,7 +111,7 @@ def sample(
     device = torch.device(device or "cpu")
     t_start = min((c.t_start for c in constraints if c.t_start is not None), default=None)
     grid = build_grid(schedule, spacing or DEFAULTS[process][1], steps, t_start)
-    noise = SeededNoise.for_batch(seed, shape[0], device, dtype)
+    noise = _row_noise(seed, shape[0], device, dtype)
     masked = process == "masked"
     if masked:
         mask_id = _mask_id(mask_id, denoiser)
@@ -258,6 +259,15 @@ def _step_hooks():
 
     hook = load_plugins().hook.on_step
     return [impl.function for impl in reversed(hook.get_hookimpls())]
+
+
+def _row_noise(seed, n: int, device, dtype) -> SeededNoise:
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return SeededNoise.for_batch(seed, n, device, dtype)
+    seeds = list(seed)
+    if len(seeds) != n or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise InvalidInputError(f"seed: expected an integer or {n} integers (one per sample), got {seed!r}")
+    return SeededNoise(seeds, device, dtype)
 
 
 def _progress(total: int):

@@ -16,24 +16,36 @@ from polydiff.hookspecs import hookimpl
 
 @hookimpl(trylast=True)
 def run_generation(request, context) -> Result:
-    from polydiff.errors import InvalidInputError
     from polydiff.generation import SamplingRun
     from polydiff.loop import sample
-    from polydiff.result import Result, describe_request
 
-    modality, backend = context.modality, context.backend
     plan = context.task.plan(request, context)
-    elements = request.n * math.prod(plan.shape)
+    check_budget(request.n, plan, context.modality)
+    run = SamplingRun(context, plan)
+    started = time.perf_counter()
+    x = sample(run.denoiser, (request.n, *plan.shape), progress=context.progress, callback=context.callback,
+               **run.options)
+    return make_result(request, context, plan, run, x, time.perf_counter() - started)
+
+
+def check_budget(n: int, plan, modality) -> None:
+    """Refuse a batch over the modality's memory budget before anything is sampled."""
+    from polydiff.errors import InvalidInputError
+
+    elements = n * math.prod(plan.shape)
     if elements > modality.max_elements:
         raise InvalidInputError(
-            f"n x size: {request.n} samples of shape {tuple(plan.shape)} need {elements:,} values, "
+            f"n x size: {n} samples of shape {tuple(plan.shape)} need {elements:,} values, "
             f"over this modality's memory budget of {modality.max_elements:,}; lower n or the size"
         )
-    run = SamplingRun(context, plan)
-    loaded, opts = run.loaded, run.options
-    started = time.perf_counter()
-    x = sample(run.denoiser, (request.n, *plan.shape), progress=context.progress, **opts)
-    seconds = time.perf_counter() - started
+
+
+def make_result(request, context, plan, run, x, seconds: float) -> Result:
+    """The ``Result`` of one request from its sampled batch ``x``: decoded outputs and metadata
+    (shared with any caller that samples several requests in one batch, e.g. the server)."""
+    from polydiff.result import Result, describe_request
+
+    opts, loaded, backend = run.options, run.loaded, context.backend
     outputs = plan.decode(x) if plan.decode else list(x.cpu())
     metadata = {
         "request": describe_request(request),
@@ -48,7 +60,7 @@ def run_generation(request, context) -> Result:
         **({"info": plan.info} if plan.info else {}),
     }
     return Result(modality=request.modality, outputs=outputs, samples=x, metadata=metadata,
-                  writer=modality.write, request=request)
+                  writer=context.modality.write, request=request)
 
 
 def _checkpoint_hash(path):

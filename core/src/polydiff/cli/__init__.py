@@ -239,8 +239,10 @@ def evaluate(modality, out, quick, as_json) -> None:
 
 def _add_plugin_commands():
     from .plugins import plugins
+    from .serve import serve
 
     cli.add_command(plugins)
+    cli.add_command(serve)
     from ..plugins import load_plugins
 
     load_plugins().hook.register_commands(cli=cli)
