@@ -6,6 +6,7 @@
 #   1c end_to_end.py   the image plugin's UNet: time per image, peak memory, error at equal NFE
 #      oracle_errors.py every registered sampler x spacing on the oracle (polydiff only)
 #      cli_latency.py   whole `polydiff generate` commands (image, audio), start-up included
+#      serve.py         `polydiff serve`: warm latency, throughput, a load test with a kill and restart
 # and writes benchmarks/results/*.md, *.png and README.md (all tables in one page).
 # --quick: small sizes, a smoke test of the whole pipeline (results in out/bench-quick/).
 # On a machine with CUDA, 1b and 1c also run on the GPU (tables *_cuda.md).
@@ -30,6 +31,7 @@ if [ "${1:-}" = "--quick" ]; then
   "$PY" benchmarks/overhead.py --repeats 3 ${THREADS[@]+"${THREADS[@]}"} --out "$OUT"
   "$PY" benchmarks/end_to_end.py --batch 2 --nfe 10 --repeats 1 --device cpu --out "$OUT"
   "$PY" benchmarks/cli_latency.py --repeats 1 --out "$OUT"
+  "$PY" benchmarks/serve.py --quick --out "$OUT"
 else
   "$PY" benchmarks/accuracy.py --out "$OUT"
   "$PY" benchmarks/overhead.py --device cpu ${THREADS[@]+"${THREADS[@]}"} --out "$OUT"
@@ -40,5 +42,6 @@ else
   fi
   "$PY" benchmarks/oracle_errors.py --out "$OUT/oracle_errors.md"
   "$PY" benchmarks/cli_latency.py --out "$OUT"
+  "$PY" benchmarks/serve.py --out "$OUT"
 fi
 "$PY" benchmarks/report.py "$OUT"
