@@ -214,7 +214,7 @@ def load_test(server: Server, jobs: int, clients: int, steps: int) -> list[str]:
     lost = len(accepted) - len(final)
     identical, compared, worst = 0, 0, 0
     done = [(i, j) for i, j in final.items() if j["status"] == "done"]
-    for job_id, job in done:
+    for job_id, _ in done:
         served = call(server.url, "GET", f"/v1/jobs/{job_id}/files/generate-000.png")
         alone = polydiff.generate(**accepted[job_id])
         with tempfile.TemporaryDirectory() as tmp:
