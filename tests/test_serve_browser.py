@@ -43,7 +43,7 @@ def server(tmp_path_factory):
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise AssertionError(f"polydiff serve did not start: {proc.stderr.read().decode()[-2000:]}")
+                raise AssertionError(f"polydiff serve did not start: {proc.stderr.read().decode()[-2000:]}") from None
             time.sleep(0.2)
     yield url
     proc.terminate()
