@@ -480,17 +480,38 @@ class Tiny:
         register(self.sampler, ddim_x0, order=1)
 
 
-def test_a_shadowed_registration_is_reported_as_skipped():
-    with registered(Tiny(), "tiny-first") as first, registered(Tiny(), "tiny-second") as second:
+class Overriding(Tiny):
+    """Tiny, replacing a sampler of the same name on purpose."""
+
+    @polydiff.hookimpl
+    def register_samplers(self, register):
+        register(self.sampler, ddim_x0, order=1, override=True)
+
+
+def test_an_overridden_registration_is_reported_as_skipped():
+    with registered(Tiny(), "tiny-first") as first, registered(Overriding(), "tiny-second") as second:
         samplers = polydiff.components().samplers
-        assert samplers.origin["tiny-ddim"] == second  # the later plugin wins
-        assert [e.plugin for e in samplers.entries if e.name == "tiny-ddim"] == [second, first]
+        assert samplers.origin["tiny-ddim"] == second and samplers.overridden["tiny-ddim"] == first
         report = kit.check_plugin(first, devices=["cpu"])
     assert [(o.kind, o.name, o.status, o.detail) for o in report.outcomes] == [
         ("sampler", "tiny-ddim", "skip", "overridden by plugin 'tiny-second'")]
 
 
-def test_a_register_hook_that_raises_fails_the_report_and_the_rest_is_checked():
+def test_a_taken_name_without_override_fails_the_later_plugin_naming_both():
+    from polydiff import plugins
+
+    try:
+        with registered(Tiny(), "tiny-first") as first, registered(Tiny(), "tiny-second") as second:
+            assert polydiff.components().samplers.origin["tiny-ddim"] == first
+            report = kit.check_plugin(second, devices=["cpu"], raise_on_failure=False)
+    finally:
+        plugins.failures.pop("tiny-second", None)
+    failed = [o.detail for o in report.of("FAIL")]
+    assert len(failed) == 1 and "'tiny-ddim' of plugin 'tiny-second' is already registered by plugin " \
+        "'tiny-first'; pass override=True" in failed[0], report
+
+
+def test_a_register_hook_that_raises_fails_the_report_and_disables_the_plugin():
     from polydiff import plugins
 
     class Raising(Tiny):
@@ -501,12 +522,13 @@ def test_a_register_hook_that_raises_fails_the_report_and_the_rest_is_checked():
     try:
         with registered(Raising(), "raising") as name:
             report = kit.check_plugin(name, devices=["cpu"], raise_on_failure=False)
+            left = "tiny-ddim" in polydiff.components().samplers
     finally:
         plugins.failures.pop("raising", None)
     failed = [o.detail for o in report.of("FAIL")]
     assert len(failed) == 1 and failed[0].startswith(
         "register_schedules raised RuntimeError: no schedule today (at test_testing_kit.py:"), report
-    assert [o.name for o in report.of("ok")] == ["tiny-ddim"]
+    assert report.of("ok") == [] and not left  # the plugin is disabled: nothing of it stays registered
 
 
 class Counting(AllHooks):

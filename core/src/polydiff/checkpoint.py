@@ -5,9 +5,15 @@ with ``os.replace``: the tensors first, the JSON last, so a present JSON means a
 checkpoint and a failed save leaves the previous checkpoint as it was.
 
 The JSON carries a ``_checkpoint`` record (an id and the sha256 of the tensors file) and the
-safetensors header carries the same id plus a copy of the config. ``load_checkpoint`` uses them
-to reject a corrupt tensors file and to stay consistent if a process died in the instant between
-the two renames (new tensors, old JSON): then the config copy inside the tensors file is used.
+safetensors header carries the same id, a copy of the config and a digest of that config and
+the tensors. ``load_checkpoint`` verifies the sha256 whenever the JSON records one. A header id
+that differs from the JSON's (a save that died between the two renames, or a replaced file) is
+an error, unless the header's digest proves the tensors and config copy intact: then that copy
+is used, with one line on stderr, so an interrupted save still loads, never unchecked. The
+trainer's fields (``step``, ``model_config``, ``optimizer``, ...) are checked for type and
+range before anything uses them, and ``load_trained`` checks ``model_config`` against the
+network it builds (keys, types, size) before allocating it.
+Absolute paths inside the checkpoint folder are recorded relative to it.
 """
 from __future__ import annotations
 
@@ -17,8 +23,11 @@ if TYPE_CHECKING:
     from .contract import LoadedModel
 
 import hashlib
+import inspect
 import json
+import math
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -27,6 +36,8 @@ import torch
 from .errors import InvalidInputError
 
 _RECORD = "_checkpoint"  # reserved JSON key: {"id", "sha256", "file"}
+MAX_PARAMETERS = 2_000_000_000  # a model_config over this (8 GB of float32) is refused unbuilt
+_MAX_DEPTH = 4  # nesting of model_config values (a list of lists at most, in practice)
 
 
 def sha256_file(path, chunk_size: int = 1 << 20) -> str:
@@ -46,6 +57,7 @@ def save_checkpoint(folder, tensors: dict, config: dict, *, name: str = "model")
     _check_name(name)
     if not isinstance(config, dict) or _RECORD in config:
         raise InvalidInputError(f"checkpoint config must be a dict without the key {_RECORD!r}")
+    config = _relative_paths(config, folder)
     try:  # fail before touching the disk
         text = json.dumps(config, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -62,7 +74,8 @@ def save_checkpoint(folder, tensors: dict, config: dict, *, name: str = "model")
         open(tmp_st, "xb").close()  # created with the umask's permissions, which save_file drops
         mode = os.stat(tmp_st).st_mode
         save_file(tensors, str(tmp_st), metadata={"format": "pt", "polydiff_id": ckpt_id,
-                                                  "polydiff_config": text})
+                                                  "polydiff_config": text,
+                                                  "polydiff_digest": _digest(tensors, text)})
         os.chmod(tmp_st, mode)
         _fsync(tmp_st)
         record = {"id": ckpt_id, "sha256": sha256_file(tmp_st), "file": st.name}
@@ -97,23 +110,135 @@ def load_checkpoint(folder_or_file, *, name: str = "model", device="cpu") -> tup
             raise ValueError("the top level is not an object")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InvalidInputError(f"corrupt checkpoint config {js}: {exc}") from None
-    record = config.pop(_RECORD, None) or {}
+    record = _check_record(config.pop(_RECORD, None), js)
     try:
         with safe_open(str(st), framework="pt") as f:
             header = f.metadata() or {}
     except (SafetensorError, OSError) as exc:
         raise InvalidInputError(f"corrupt checkpoint {st}: {exc}") from None
-    stale = header.get("polydiff_id") not in (None, record.get("id")) and "polydiff_config" in header
-    if record.get("id") and stale:
-        # Died between the two renames: the tensors are newer than the JSON; use their config.
-        config = json.loads(header["polydiff_config"])
-    elif record.get("sha256") and sha256_file(st) != record["sha256"]:
+    header_id = header.get("polydiff_id")
+    stale = bool(record.get("id")) and header_id is not None and header_id != record["id"]
+    if not stale and record.get("sha256") and sha256_file(st) != record["sha256"]:
         raise InvalidInputError(f"corrupt checkpoint {st}: its sha256 does not match {js.name}")
     try:
-        tensors = load_file(str(st), device=str(device))
+        tensors = load_file(str(st), device="cpu" if stale else str(device))
     except (SafetensorError, OSError) as exc:
         raise InvalidInputError(f"corrupt checkpoint {st}: {exc}") from None
+    if stale:
+        config = _verified_header_config(header, tensors, st, js, record["id"])
+        tensors = {k: v.to(device) for k, v in tensors.items()}
+    check_config(config, js)
     return tensors, config
+
+
+def _verified_header_config(header: dict, tensors: dict, st: Path, js: Path, json_id: str) -> dict:
+    """The config copy in the tensors header, if its digest proves it and the tensors intact."""
+    import sys
+
+    text, digest = header.get("polydiff_config"), header.get("polydiff_digest")
+    if text is None or digest is None or _digest(tensors, text) != digest:
+        raise InvalidInputError(
+            f"inconsistent checkpoint {js.parent}: {st.name} (id {header.get('polydiff_id')}) is not the "
+            f"file {js.name} describes (id {json_id}) and cannot be verified on its own; save it again")
+    try:
+        config = json.loads(text)
+        if not isinstance(config, dict):
+            raise ValueError("the top level is not an object")
+    except ValueError as exc:
+        raise InvalidInputError(f"corrupt checkpoint {st}: its config copy: {exc}") from None
+    print(f"polydiff: {js} is older than {st.name} (a save was interrupted); using the verified "
+          "config inside the tensors file", file=sys.stderr)
+    return config
+
+
+def _digest(tensors: dict, text: str) -> str:
+    """sha256 of the config text and every tensor's name, dtype, shape and bytes."""
+    digest = hashlib.sha256(text.encode())
+    for key in sorted(tensors):
+        value = tensors[key].detach().to("cpu").contiguous()
+        digest.update(f"\0{key}\0{value.dtype}\0{tuple(value.shape)}\0".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _check_record(record, js: Path) -> dict:
+    if record is None:
+        return {}
+    ok = isinstance(record, dict) and all(isinstance(record.get(k, ""), str) for k in ("id", "sha256", "file"))
+    if ok and record.get("sha256") and not re.fullmatch(r"[0-9a-f]{64}", record["sha256"]):
+        ok = False
+    if not ok:
+        raise InvalidInputError(f"corrupt checkpoint config {js}: field {_RECORD!r} is not an id/sha256 record")
+    return record
+
+
+def check_config(config: dict, where) -> None:
+    """The trainer's fields of a checkpoint config, where present, have sane types and ranges:
+    one line naming the field otherwise (a hand-edited or corrupt ``step: -100`` must not reach
+    the trainer)."""
+    def bad(field: str, why: str):
+        raise InvalidInputError(f"corrupt checkpoint config {where}: field {field!r} {why}")
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if "step" in config and not (is_int(config["step"]) and config["step"] >= 0):
+        bad("step", f"must be a whole number >= 0, got {config['step']!r}")
+    if "world_size" in config and not (is_int(config["world_size"]) and config["world_size"] >= 1):
+        bad("world_size", f"must be a whole number >= 1, got {config['world_size']!r}")
+    if config.get("mask_id") is not None and not (is_int(config["mask_id"]) and config["mask_id"] >= 0):
+        bad("mask_id", f"must be a whole number >= 0, got {config['mask_id']!r}")
+    for field in ("prediction", "schedule"):
+        if field in config and not (isinstance(config[field], str) and config[field]):
+            bad(field, f"must be a name, got {config[field]!r}")
+    if "prediction" in config and config["prediction"] not in ("eps", "v", "x0", "flow", "logits"):
+        bad("prediction", f"must be one of eps, v, x0, flow, logits, got {config['prediction']!r}")
+    if "t_range" in config:
+        t = config["t_range"]
+        if not (isinstance(t, list) and len(t) == 2 and all(isinstance(v, (int, float)) and not
+                                                            isinstance(v, bool) and 0 <= v <= 1 for v in t)):
+            bad("t_range", f"must be two times in [0, 1], got {t!r}")
+    for field in ("model_config", "train"):
+        if field in config and not isinstance(config[field], dict):
+            bad(field, f"must be an object, got {type(config[field]).__name__}")
+    if "model_config" in config:
+        _check_plain(config["model_config"], "model_config", bad, 0)
+    if "optimizer" in config:
+        opt = config["optimizer"]
+        if not (isinstance(opt, dict) and isinstance(opt.get("param_groups"), list)
+                and all(isinstance(g, dict) for g in opt["param_groups"]) and isinstance(opt.get("state"), dict)):
+            bad("optimizer", "must be an object with a list 'param_groups' and an object 'state'")
+
+
+def _check_plain(value, field: str, bad, depth: int) -> None:
+    """Plain JSON values, finite numbers, at most ``_MAX_DEPTH`` levels deep."""
+    if depth > _MAX_DEPTH:
+        bad(field, f"is nested more than {_MAX_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(item, f"{field}.{key}", bad, depth + 1)
+    elif isinstance(value, list):
+        if len(value) > 4096:
+            bad(field, f"has {len(value)} items (at most 4096)")
+        for i, item in enumerate(value):
+            _check_plain(item, f"{field}[{i}]", bad, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        bad(field, f"is not a finite number: {value!r}")
+
+
+def _relative_paths(config, folder: Path):
+    """A copy of ``config`` where each absolute path inside ``folder`` (the trainer's ``out``,
+    typically) is relative to it: a checkpoint copied elsewhere must not name this machine's paths."""
+    if isinstance(config, dict):
+        return {k: _relative_paths(v, folder) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_relative_paths(v, folder) for v in config]
+    if isinstance(config, str) and "\n" not in config and os.path.isabs(config):
+        try:
+            return Path(config).resolve().relative_to(folder.resolve()).as_posix()
+        except (ValueError, OSError):
+            return config
+    return config
 
 
 def _check_name(name: str) -> None:
@@ -172,16 +297,98 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_trained(folder, build, device="cpu") -> LoadedModel:
+def load_trained(folder, build, device="cpu", *, config_model=None) -> LoadedModel:
     """A ``LoadedModel`` from a checkpoint the ``Trainer`` wrote: ``build(**model_config)``
     makes the network, which gets the (EMA) weights, eval mode and no gradients; the schedule
-    and prediction come from the checkpoint. What every backend's ``load(device)`` needs."""
+    and prediction come from the checkpoint. What every backend's ``load(device)`` needs.
+
+    ``model_config`` is checked first (``check_model_config``): against ``config_model`` (a
+    pydantic model; default: ``build.config_model`` if the class declares one), against
+    ``build``'s signature, then by building the network on the meta device (no memory) and
+    comparing its parameter count and tensor shapes with the checkpoint's."""
     from .contract import LoadedModel
     from .registries import components
 
     tensors, config = load_checkpoint(folder, device=device)
-    net = build(**config.get("model_config", {})).to(device)
-    net.load_state_dict(tensors)
+    model_config = check_model_config(build, config.get("model_config", {}), tensors, where=folder,
+                                      config_model=config_model)
+    try:
+        net = build(**model_config).to(device)
+        net.load_state_dict(tensors)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InvalidInputError(f"checkpoint {folder}: model_config does not build this network: "
+                                f"{' '.join(str(exc).split())[:300]}") from None
     net.eval().requires_grad_(False)
     return LoadedModel(net=net, schedule=components().schedules.get_named(config["schedule"]),
                        prediction=config["prediction"], config=config, mask_id=config.get("mask_id"))
+
+
+def check_model_config(build, model_config: dict, tensors: dict | None = None, *, where="checkpoint",
+                       config_model=None) -> dict:
+    """``model_config`` as ``build`` should receive it, or one line naming what is wrong: an
+    unknown key, a value of the wrong type, a network over ``MAX_PARAMETERS``, or tensor shapes
+    that differ from the checkpoint's. Nothing real is allocated."""
+    def bad(why: str):
+        raise InvalidInputError(f"checkpoint {where}: model_config: {why}")
+
+    if not isinstance(model_config, dict):
+        bad(f"must be an object, got {type(model_config).__name__}")
+    config_model = config_model or getattr(build, "config_model", None)
+    if config_model is not None:
+        from pydantic import ValidationError
+
+        from .request import describe
+
+        try:
+            model_config = config_model.model_validate(model_config).model_dump()
+        except ValidationError as exc:
+            bad(" ".join(describe(exc).split()))
+    _check_signature(build, model_config, bad)
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build(**model_config).state_dict().items()}
+    except (TypeError, ValueError) as exc:
+        bad(" ".join(str(exc).split())[:300])
+    except Exception:  # noqa: BLE001 - a network that cannot be built on meta: the shapes are checked on load
+        return model_config
+    count = sum(math.prod(s) for s in shapes.values())
+    if count > MAX_PARAMETERS:
+        bad(f"the network would have {count:,} values, over the limit of {MAX_PARAMETERS:,}")
+    if tensors is not None:
+        for key in sorted(set(shapes) ^ set(tensors)):
+            bad(f"{'the checkpoint lacks' if key in shapes else 'the network has no'} tensor {key!r}")
+        for key, shape in shapes.items():
+            if tuple(tensors[key].shape) != shape:
+                bad(f"tensor {key!r} is {tuple(tensors[key].shape)} in the checkpoint, {shape} in the network")
+    return model_config
+
+
+def _check_signature(build, model_config: dict, bad) -> None:
+    """Keys the constructor does not take, and values whose JSON type differs from the default's."""
+    try:
+        params = inspect.signature(build).parameters
+    except (TypeError, ValueError):
+        return
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for key, value in model_config.items():
+        param = params.get(key)
+        if param is None or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
+            if not takes_any:
+                bad(f"unknown key {key!r} (known: {', '.join(k for k in params if k != 'self')})")
+            continue
+        default = param.default
+        if default is param.empty or default is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = ok and (isinstance(value, int) or not isinstance(default, int))
+        elif isinstance(default, str):
+            ok = isinstance(value, str)
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, list)
+        else:
+            ok = True
+        if not ok:
+            bad(f"{key!r} must be like its default {default!r}, got {value!r}")

@@ -1,22 +1,27 @@
 """The components plugins registered, collected once through the hooks, and registering a
 plugin at run time.
 
-The first registration of a name wins; pluggy calls later-registered plugins first, so a
-third-party plugin overrides a built-in of the same name. Every registration is kept in
-``Registry.entries``, shadowed ones too, so what a plugin registered can be listed without
-calling its hooks again.
+Registrations are collected in plugin order (built-ins first, then entry points as loaded). A
+name must be plain (``NAME_PATTERN``) and new: registering one that is taken is an error naming
+both plugins, unless the later call passes ``override=True``; the replaced plugin is kept in
+``Registry.overridden`` (and generation metadata says who supplied an overridden component). A
+plugin whose hook fails is disabled and the collection restarts without it, so nothing it
+registered before failing stays behind. Every registration is kept in ``Registry.entries``.
 """
 from __future__ import annotations
 
 import difflib
 import functools
 import importlib
+import re
 import sys
 from typing import Any, NamedTuple
 
 from .contract import PROCESSES, Backend, Encoder, Modality, SamplerSpec
 from .errors import PluginError, UnknownNameError
-from .plugins import load_plugins, report_failure, strict
+from .plugins import PluginFault, disable, guard_plugin, load_plugins, ordered_impls, strict
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # no spaces, quotes, slashes or newlines
 
 
 class Entry(NamedTuple):
@@ -28,17 +33,28 @@ class Entry(NamedTuple):
 
 
 class Registry(dict):
-    """name -> component (the winning registration), with the registering plugin kept in
-    ``origin`` and every registration, in call order, in ``entries``."""
+    """name -> component, with the registering plugin kept in ``origin``, every registration in
+    ``entries`` and, for a name replaced with ``override=True``, the replaced plugin in
+    ``overridden``."""
 
     def __init__(self, kind: str):
         super().__init__()
-        self.kind, self.origin, self.entries = kind, {}, []
+        self.kind, self.origin, self.entries, self.overridden = kind, {}, [], {}
 
-    def add(self, name: str, item, plugin: str) -> None:
+    def add(self, name: str, item, plugin: str, override: bool = False) -> None:
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+            raise PluginError(f"{self.kind} name {name!r} is not a valid name (1 to 64 letters, digits, "
+                              "'.', '_', '+', '-'; starting with a letter or digit)")
+        if not isinstance(override, bool):
+            raise PluginError(f"{self.kind} {name!r}: override must be True or False, got {override!r}")
+        if name in self:
+            if not override:
+                raise PluginError(f"{self.kind} {name!r} of plugin {plugin!r} is already registered by "
+                                  f"plugin {self.origin[name]!r}; pass override=True to register() "
+                                  "to replace it")
+            self.overridden[name] = self.origin[name]
         self.entries.append(Entry(name, item, plugin))
-        if name not in self:
-            self[name], self.origin[name] = item, plugin
+        self[name], self.origin[name] = item, plugin
 
     def by_plugin(self, plugin: str) -> list[Entry]:
         """What ``plugin`` registered here, winning or shadowed."""
@@ -67,58 +83,91 @@ class Components:
         self.errors: dict[tuple[str, str], Exception] = {}  # (plugin, hook) -> what it raised
 
 
-def _collect(c: Components, hook_name: str, make_register) -> None:
-    hook = getattr(load_plugins().hook, hook_name)
-    for impl in reversed(hook.get_hookimpls()):  # pluggy's call order
+def _collect(c: Components, hook_name: str, make_register) -> str | None:
+    """Call one ``register_*`` hook of every plugin; the first plugin that fails is returned
+    (its error kept in ``c.errors``), so the caller can disable it and start again."""
+    load_plugins()
+    for impl in ordered_impls(hook_name):
         try:
             impl.function(register=make_register(impl.plugin_name))
         except Exception as exc:  # one faulty plugin must not take the others down
+            cause = exc.cause if isinstance(exc, PluginFault) else exc
             if strict():
-                raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {exc}") from exc
-            c.errors[(impl.plugin_name, hook_name)] = exc
-            report_failure(impl.plugin_name, exc)
+                raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook_name}: "
+                                  f"{' '.join(str(cause).split())}") from exc
+            c.errors[(impl.plugin_name, hook_name)] = cause
+            return impl.plugin_name
+    return None
 
 
 @functools.lru_cache(maxsize=1)
 def components() -> Components:
+    """Everything the loaded plugins register. A plugin whose hook raises (or registers an
+    invalid or taken name) is disabled with one line, and the collection is redone without it."""
+    errors: dict = {}
+    while True:
+        c = _collect_all()
+        new = [key for key in c.errors if key not in errors]
+        c.errors = errors = {**errors, **c.errors}
+        if not new:  # (a plugin that could not be disabled fails the same way: stop too)
+            return c
+        plugin, hook = new[0]
+        disable(plugin, PluginFault(plugin, hook, errors[new[0]]))
+
+
+def _collect_all() -> Components:
     from .schedules import NoiseSchedule
     from .spacing import Spacing
 
     c = Components()
 
     def schedules(plugin):
-        def register(obj):
+        def register(obj, *, override=False):
             if isinstance(obj, NoiseSchedule):
-                c.schedules.add(obj.name, obj, plugin)
+                c.schedules.add(obj.name, obj, plugin, override)
             elif isinstance(obj, Spacing):
-                c.spacings.add(obj.name, obj, plugin)
+                c.spacings.add(obj.name, obj, plugin, override)
             else:
                 raise PluginError(f"register_schedules: expected a NoiseSchedule or Spacing, got {obj!r}")
         return register
 
     def samplers(plugin):
-        def register(name, fn, *, order=1, stochastic=False, description=None, process="gaussian"):
+        def register(name, fn, *, order=1, stochastic=False, description=None, process="gaussian",
+                     override=False):
             if process not in PROCESSES:
                 raise PluginError(f"register_samplers: {name!r} has process {process!r}; expected one of {PROCESSES}")
+            if not callable(fn):
+                raise PluginError(f"register_samplers: {name!r} is not given a function, got {fn!r}")
             doc = description or ((fn.__doc__ or "").strip().splitlines() or [""])[0]
-            c.samplers.add(name, SamplerSpec(name, fn, order, stochastic, doc, process), plugin)
+            c.samplers.add(name, SamplerSpec(name, fn, order, stochastic, doc, process), plugin, override)
         return register
 
     def typed(registry, cls):
         def make(plugin):
-            def register(obj):
+            def register(obj, *, override=False):
                 if not isinstance(obj, cls):
                     raise PluginError(f"expected a {cls.__name__} to register, got {obj!r}")
-                registry.add(obj.name, obj, plugin)
+                registry.add(obj.name, obj, plugin, override)
             return register
         return make
 
-    _collect(c, "register_schedules", schedules)
-    _collect(c, "register_samplers", samplers)
-    _collect(c, "register_modalities", typed(c.modalities, Modality))
-    _collect(c, "register_encoders", typed(c.encoders, Encoder))
-    _collect(c, "register_backends", typed(c.backends, Backend))
+    for hook, make in (("register_schedules", schedules), ("register_samplers", samplers),
+                       ("register_modalities", typed(c.modalities, Modality)),
+                       ("register_encoders", typed(c.encoders, Encoder)),
+                       ("register_backends", typed(c.backends, Backend))):
+        if _collect(c, hook, make) is not None:
+            return c  # components() disables the plugin and collects again
     return c
+
+
+def overrides(**names) -> dict:
+    """``{kind: plugin}`` for each component named (``sampler="unipc"``, ``backend=...``) that a
+    plugin replaced with ``override=True``: what generation metadata records."""
+    c = components()
+    registries = {"sampler": c.samplers, "spacing": c.spacings, "schedule": c.schedules,
+                  "modality": c.modalities, "backend": c.backends, "encoder": c.encoders}
+    return {kind: registries[kind].origin[name] for kind, name in names.items()
+            if isinstance(name, str) and name in registries[kind].overridden}
 
 
 def clear_caches() -> None:
@@ -162,6 +211,7 @@ def register_plugin(plugin, name: str | None = None) -> RegisteredPlugin:
         if registered is None:
             raise PluginError(f"plugin {name!r} is blocked")
         pm.check_pending()
+        guard_plugin(plugin, registered)
     except PluginError:
         raise
     except Exception as exc:  # a misspelt hook, wrong hook arguments, a name already taken

@@ -53,7 +53,8 @@ def make_result(request, context, plan, run, x, seconds: float) -> Result:
                      "guidance": run.guidance,
                      "schedule": loaded.schedule.name, "backend": backend.name,
                      "prediction": loaded.prediction, "device": context.device,
-                     **({"sampler_options": plan.sampler_options} if plan.sampler_options else {})},
+                     **({"sampler_options": plan.sampler_options} if plan.sampler_options else {}),
+                     **_overrides(request, opts, loaded, backend)},
         "checkpoint_sha256": _checkpoint_hash(backend.checkpoint),
         "plugins": _versions(),
         "sampling_seconds": round(seconds, 4),
@@ -61,6 +62,15 @@ def make_result(request, context, plan, run, x, seconds: float) -> Result:
     }
     return Result(modality=request.modality, outputs=outputs, samples=x, metadata=metadata,
                   writer=context.modality.write, request=request)
+
+
+def _overrides(request, opts, loaded, backend) -> dict:
+    """``{"overrides": {kind: plugin}}`` when a plugin replaced a component used here."""
+    from polydiff.registries import overrides
+
+    found = overrides(modality=request.modality, sampler=opts["sampler"], spacing=opts["spacing"],
+                      schedule=loaded.schedule.name, backend=backend.name)
+    return {"overrides": found} if found else {}
 
 
 def _checkpoint_hash(path):

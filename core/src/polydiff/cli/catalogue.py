@@ -13,11 +13,16 @@ requirement (``"scipy>=1.10"``) passed to pip as written. The ``polydiff-*`` nam
 catalogue: an item named ``polydiff-something`` that is not a catalogue plugin is an error, as
 are a version on a catalogue plugin (its source decides it) and a cycle.
 
+Nothing reaches pip unchecked: a requirement is a PEP 508 requirement by name (no pip option, no
+URL or ``pkg @ file://``), a ``source`` a folder inside the repository or such a requirement, and
+a ``distribution`` never polydiff or one of its dependencies (``plugins uninstall`` removes it).
+
 Importing this module does not import torch.
 """
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import sys
 from importlib.metadata import PackageNotFoundError, distribution, entry_points
@@ -34,9 +39,18 @@ from ..errors import InvalidInputError, PluginError, PolydiffError, UnknownNameE
 from ..request import describe
 
 CATALOGUE_PATH = Path(__file__).with_name("registry.toml")
-_DIST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
-# a PEP 508 requirement: a project name, then extras, a version, a marker or a URL (or nothing)
-_REQUIREMENT = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*([\[(<>=!~;@].*)?$")
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_DIST_NAME = re.compile(rf"^{_NAME}$")
+_VERSION = r"(?:~=|===|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+"
+# A PEP 508 requirement by name only: extras, versions and a marker, but never a URL
+# (``pkg @ file://...``) or anything else pip would read as an option, a path or an index.
+_REQUIREMENT = re.compile(rf"^({_NAME})\s*(\[\s*{_NAME}(?:\s*,\s*{_NAME})*\s*\])?\s*"
+                          rf"({_VERSION}(?:\s*,\s*{_VERSION})*)?\s*(;\s*[A-Za-z0-9_ .'\"<>=!~,()-]+)?$")
+# What a catalogue plugin must never be, so `plugins uninstall` cannot remove polydiff's own
+# dependencies (the installed polydiff's declared requirements are added in ``core_distributions``).
+CORE_DISTRIBUTIONS = ("polydiff", "torch", "numpy", "pluggy", "pydantic", "pydantic-core", "safetensors",
+                      "click", "tqdm", "tomli", "typing-extensions", "packaging", "pip", "setuptools",
+                      "wheel", "fastapi", "uvicorn", "python-multipart", "starlette")
 
 
 class CatalogueEntry(BaseModel):
@@ -59,6 +73,22 @@ class CatalogueEntry(BaseModel):
             raise ValueError(f"{value!r} is not a valid name (letters, digits, '.', '_', '-')")
         return value
 
+    @field_validator("distribution")
+    @classmethod
+    def _not_core(cls, value: str) -> str:
+        if _normalise(value) in core_distributions():
+            raise ValueError(f"{value!r} is polydiff or one of its dependencies, not a plugin "
+                             "(`plugins uninstall` would remove it)")
+        return value
+
+    @field_validator("modalities", "tasks")
+    @classmethod
+    def _plain_names(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _DIST_NAME.match(item):
+                raise ValueError(f"{item!r} is not a valid name (letters, digits, '.', '_', '-')")
+        return value
+
     @field_validator("source", "description")
     @classmethod
     def _one_line(cls, value: str) -> str:
@@ -71,8 +101,7 @@ class CatalogueEntry(BaseModel):
     def _requirements(cls, value: list[str]) -> list[str]:
         seen = set()
         for item in value:
-            if not _REQUIREMENT.match(item.strip()):
-                raise ValueError(f"{item!r} is neither a plugin's name nor a pip requirement")
+            _check_requirement(item)
             name = _normalise(requirement_name(item))
             if name in seen:
                 raise ValueError(f"{item!r} is listed twice")
@@ -81,15 +110,55 @@ class CatalogueEntry(BaseModel):
 
     @field_validator("source")
     @classmethod
-    def _relative_folder(cls, value: str) -> str:
-        if _looks_like_folder(value) and Path(value).is_absolute():
-            raise ValueError(f"folder source {value!r} must be relative to the repository root")
+    def _folder_or_package(cls, value: str) -> str:
+        if _looks_like_folder(value):
+            parts = value.replace("\\", "/").split("/")
+            if Path(value).is_absolute() or value.startswith(("~", "/", "\\")) or ":" in value:
+                raise ValueError(f"folder source {value!r} must be relative to the repository root")
+            if ".." in parts:
+                raise ValueError(f"folder source {value!r} leaves the repository ('..')")
+            if not all(_DIST_NAME.match(p) or p in ("", ".") for p in parts):
+                raise ValueError(f"folder source {value!r}: only letters, digits, '.', '_', '-' in folder names")
+            return value
+        _check_requirement(value)
         return value
 
     @property
     def is_folder(self) -> bool:
         """True when ``source`` is a folder of the repository, False for a pip requirement."""
         return _looks_like_folder(self.source)
+
+
+def _check_requirement(item: str) -> None:
+    """A pip requirement by name (PEP 508, no URL); a ``ValueError`` saying what is wrong."""
+    text = item.strip()
+    if text.startswith("-"):
+        raise ValueError(f"{item!r} is a pip option, not a requirement (options are not allowed)")
+    if "://" in text or "@" in text:
+        raise ValueError(f"{item!r} is a URL requirement; only index package names are allowed")
+    if not _REQUIREMENT.match(text):
+        raise ValueError(f"{item!r} is neither a plugin's name nor a pip requirement (PEP 508, by name)")
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # pragma: no cover - the regex alone then
+        return
+    try:
+        Requirement(text)
+    except InvalidRequirement as exc:
+        raise ValueError(f"{item!r} is not a valid requirement: {' '.join(str(exc).split())}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def core_distributions() -> frozenset[str]:
+    """Normalised names of polydiff and its dependencies (declared ones included, when installed)."""
+    from importlib.metadata import requires
+
+    try:
+        declared = requires("polydiff") or []
+    except PackageNotFoundError:
+        declared = []
+    names = {requirement_name(r.split(";")[0]) for r in declared}
+    return frozenset(_normalise(n) for n in (*CORE_DISTRIBUTIONS, *names))
 
 
 def requirement_name(requirement: str) -> str:
@@ -205,7 +274,11 @@ class Catalogue(BaseModel):
         """The absolute folder of a folder source; a clear error when it is not there."""
         if not entry.is_folder:
             raise InvalidInputError(f"plugin {entry.name!r} comes from the package {entry.source!r}, not a folder")
-        folder = (self.root or Path.cwd()) / entry.source
+        root = (self.root or Path.cwd()).resolve()
+        folder = root / entry.source
+        if not folder.resolve().is_relative_to(root):  # a symlink out of the repository
+            raise InvalidInputError(f"plugin {entry.name!r}: source folder {entry.source!r} leaves the "
+                                    f"repository {str(root)!r}")
         if not folder.is_dir():
             raise PluginError(
                 f"plugin {entry.name!r}: source folder {str(folder)!r} does not exist (the catalogue "
@@ -337,12 +410,17 @@ def uninstall_distribution(name: str, catalogue: Catalogue | None = None) -> str
         return catalogue.plugins[name].distribution
     installed = installed_plugin_distributions()
     if name in installed:
+        if _normalise(installed[name]) in core_distributions():
+            raise InvalidInputError(f"plugin {name!r} comes from {installed[name]!r}, polydiff or one of "
+                                    "its dependencies; remove it with pip if you mean to")
         return installed[name]
     for dist in [*installed.values(), *(e.distribution for e in catalogue.plugins.values())]:
         if _normalise(dist) == _normalise(name):
             return dist
     if _normalise(name) == "polydiff":
         raise InvalidInputError("polydiff itself is not a plugin; use `pip uninstall polydiff`")
+    if _normalise(name) in core_distributions():
+        raise InvalidInputError(f"{name!r} is one of polydiff's dependencies, not a plugin")
     choices = {*catalogue.names(), *installed, *installed.values()}
     raise UnknownNameError(f"unknown plugin {name!r}{_hint(name, choices)} "
                            f"(installed: {', '.join(sorted(installed)) or 'none'})")

@@ -49,15 +49,22 @@ def plugin_report() -> dict:
 
 @click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.option("--deep", is_flag=True, help="also run every plugin's register_* hooks (imports torch), "
+              "so a plugin that fails there, or registers a taken name, is listed as FAILED")
 @click.pass_context
-def plugins(ctx, as_json) -> None:
+def plugins(ctx, as_json, deep) -> None:
     """List loaded plugins with their versions and hooks; browse, install and remove plugins.
 
-    POLYDIFF_PLUGINS=a,b loads only those plugins (empty: only the built-ins);
-    POLYDIFF_STRICT_PLUGINS=1 makes a plugin that fails to load an error.
+    A plugin that failed (import, a hook, a taken name) is disabled and listed as FAILED with the
+    reason. POLYDIFF_PLUGINS=a,b loads only those plugins (empty: only the built-ins);
+    POLYDIFF_STRICT_PLUGINS=1 makes a plugin that fails an error.
     """
     if ctx.invoked_subcommand is not None:
         return
+    if deep:
+        from ..registries import components
+
+        components()  # disables (and so lists as failed) each plugin whose hook fails
     report = plugin_report()
     if as_json:
         click.echo(json.dumps(report, indent=2))
