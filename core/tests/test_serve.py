@@ -55,20 +55,50 @@ def test_health_modalities_and_openapi(client):
     assert "/v1/jobs" in client.get("/openapi.json").json()["paths"]
 
 
-def test_micro_batched_jobs_equal_each_run_alone(client, tmp_path):
-    ids = [client.post("/v1/jobs", json={**POINTS, "seed": 40 + 7 * k}).json()["id"] for k in range(3)]
+@pytest.mark.parametrize("base, name", [(POINTS, "points.csv"),
+                                         ({"modality": "image", "prompt": "a red circle", "n": 1, "steps": 2},
+                                          "generate-000.png")])
+def test_micro_batched_jobs_equal_each_run_alone(client, tmp_path, base, name):
+    # image: n=1 is where one network call over the whole batch would change the bits (see batching.py)
+    ids = [client.post("/v1/jobs", json={**base, "seed": 40 + 7 * k}).json()["id"] for k in range(3)]
     jobs = [wait(client, i) for i in ids]
     assert [j["status"] for j in jobs] == ["done"] * 3
-    assert max(client.app.state.workers.batches) > 2, "compatible jobs were not sampled together"
+    assert max(client.app.state.workers.batches) >= 2 * base["n"], "compatible jobs were not sampled together"
     for k, job in enumerate(jobs):
-        alone = polydiff.generate(**{**POINTS, "seed": 40 + 7 * k})
+        alone = polydiff.generate(**{**base, "seed": 40 + 7 * k})
         files = {f["name"]: f for f in job["files"]}
-        written = alone.save(tmp_path / f"alone-{k}")
-        csv = [p for p in written if p.name == "points.csv"][0]
-        served = client.get(files["points.csv"]["url"])
-        assert served.headers["content-type"].startswith("text/csv")
-        assert served.content == csv.read_bytes()
-        assert job["progress"] == {"step": 3, "steps": 3}
+        written = [p for p in alone.save(tmp_path / f"alone-{k}") if p.name == name][0]
+        served = client.get(files[name]["url"])
+        assert served.headers["content-type"].split(";")[0] == {".csv": "text/csv", ".png": "image/png"}[written.suffix]
+        assert served.content == written.read_bytes()
+        assert job["progress"] == {"step": base["steps"], "steps": base["steps"]}
+
+
+def test_sample_together_makes_one_sample_call_bit_identical_to_each_alone(polydiff_single_thread, monkeypatch):
+    import polydiff.loop
+    import torch
+    from polydiff.request import GenerateRequest
+    from polydiff.serve import batching
+
+    calls = []
+    real = polydiff.loop.sample
+    monkeypatch.setattr(polydiff.loop, "sample", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    requests = [GenerateRequest.build(modality="image", prompt=p, n=n, steps=2, seed=s)
+                for p, n, s in (("a red circle", 1, 3), ("a blue square", 2, 4), ("a red circle", 1, 11))]
+    together = batching.sample_together(requests)
+    assert calls == [(4, 3, 32, 32)]
+    for r, result in zip(requests, together):
+        alone = polydiff.generate("image", prompt=r.prompt, n=r.n, steps=2, seed=r.seed)
+        assert torch.equal(result.samples, alone.samples)
+        assert result.metadata["request"]["seed"] == r.seed
+
+
+def test_plans_with_constraints_are_not_batched(polydiff_single_thread):
+    from polydiff.request import GenerateRequest
+    from polydiff.serve.batching import sample_together
+
+    requests = [GenerateRequest.build(**POINTS, task="inpaint", options={"x": 1.0}, seed=s) for s in (1, 2)]
+    assert sample_together(requests) is None
 
 
 def test_a_seed_is_chosen_and_recorded_when_none_is_given(client):
@@ -128,6 +158,16 @@ def test_unknown_jobs_and_file_names_outside_the_results(client):
     job = wait(client, client.post("/v1/jobs", json=POINTS).json()["id"])
     for name in ("../../jobs.sqlite3", "..%2F..%2Fjobs.sqlite3", "/etc/passwd", "inputs/x"):
         assert client.get(f"/v1/jobs/{job['id']}/files/{name}").status_code == 404
+
+
+def test_a_too_big_upload_is_413_and_leaves_nothing(tmp_path, polydiff_single_thread):
+    with TestClient(create_app(data=tmp_path, max_body_bytes=4096, run_workers=False)) as c:
+        request = {"modality": "image", "task": "img2img", "prompt": "a red circle", "steps": 2}
+        reply = c.post("/v1/jobs", data={"request": json.dumps(request)},
+                       files={"init": ("big.png", b"\0" * 10_000, "image/png")})
+        assert reply.status_code == 413 and reply.json()["detail"].startswith("body: over the limit")
+        assert c.get("/v1/queue").json() == {"queued": [], "running": []}
+    assert _job_folders(tmp_path) == []
 
 
 def test_body_limit_queue_limit_and_token(tmp_path, polydiff_single_thread):
