@@ -103,14 +103,16 @@ class GenerateCommand(click.Command):
 @click.option("--sampler", help="see `polydiff samplers`")
 @click.option("--spacing", help="uniform, trailing, karras, logsnr, ...")
 @click.option("--guidance", type=float, help="classifier-free guidance scale")
-@click.option("--seed", type=int, help="sample i uses seed + i (random if omitted; recorded)")
+@click.option("--seed", type=int, help="sample i uses seed + i (random if omitted; recorded); with --prompts see docs/batch.md")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--backend", help="denoiser backend (default: the modality's)")
 @click.option("--init", help="input file, for the tasks that need one")
 @click.option("--mask", help="mask file, for the tasks that need one")
 @click.option("-o", "--out", default="out", show_default=True, help="output folder")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def generate(modality, args, out, quiet, **fields) -> None:
+@click.option("--prompts", type=click.Path(dir_okay=False),
+              help="a batch: one prompt or JSON request per line, one folder per line under --out (docs/batch.md)")
+def generate(modality, args, out, quiet, prompts, **fields) -> None:
     """Generate or edit samples: MODALITY [PROMPT] [--OPTION VALUE ...].
 
     Options this command does not know (``--seconds 2``) are the task's own options.
@@ -119,6 +121,15 @@ def generate(modality, args, out, quiet, **fields) -> None:
 
     prompt, options = _split_extra(list(args))
     fields = {k: v for k, v in fields.items() if v is not None}
+    if prompts is not None:
+        if prompt is not None:
+            raise click.UsageError("give a PROMPT or --prompts FILE, not both")
+        from .batch import run_batch
+
+        manifest = run_batch(modality, prompts, out, quiet, fields, options)
+        if manifest is not None:  # rank 0 (or the only process) wrote it
+            click.echo(str(manifest))
+        return
     result = run_generate(modality, prompt, progress=not quiet, **fields, **options)
     for path in result.save(out):
         click.echo(str(path))
@@ -243,9 +254,17 @@ def _add_plugin_commands():
 
     cli.add_command(plugins)
     cli.add_command(serve)
-    from ..plugins import load_plugins
+    from ..plugins import disable, load_plugins, ordered_impls
 
-    load_plugins().hook.register_commands(cli=cli)
+    load_plugins()
+    for impl in ordered_impls("register_commands"):  # one at a time: a broken one is disabled alone
+        before = dict(cli.commands)
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # guarded: a plugin's SystemExit arrives as a PluginFault
+            cli.commands.clear()
+            cli.commands.update(before)  # none of its commands stay half-added
+            disable(impl.plugin_name, exc)
 
 
 def main(argv=None) -> Any:
