@@ -182,14 +182,14 @@ def test_a_step_hook_may_change_the_state():
 
 
 class _SamplerOverride:
-    """A third-party plugin that replaces a built-in sampler of the same name."""
+    """A third-party plugin that replaces a built-in sampler of the same name, on purpose."""
 
     @polydiff.hookimpl
     def register_samplers(self, register):
         def euler(model, x, grid, noise=None, step=None):
             return x * 0 + 7.0
 
-        register("euler", euler, order=1)
+        register("euler", euler, order=1, override=True)
 
 
 def test_a_plugin_overrides_a_builtin_sampler_of_the_same_name():
@@ -197,6 +197,7 @@ def test_a_plugin_overrides_a_builtin_sampler_of_the_same_name():
     polydiff.register_plugin(plugin, name="override")
     try:
         assert polydiff.components().samplers.origin["euler"] == "override"
+        assert polydiff.components().samplers.overridden["euler"] == "polydiff.builtin.samplers"
         x = polydiff.sample(lambda x, t, c: x, (2, 2), sampler="euler", steps=2)
         assert torch.equal(x, torch.full((2, 2), 7.0))
     finally:

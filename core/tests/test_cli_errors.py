@@ -85,7 +85,7 @@ def run(runner, *args):
     ("image", ["--task", "inpaint"], ["init: the inpaint task needs --init"]),
     ("image", ["--backend", "notes-unet"], ["backend 'notes-unet' is for 'audio', not 'image'"]),
     ("image", ["--seconds", "2"], ["seconds: not an option of image's generate task"]),
-    ("audio", ["--seconds", "-1"], ["seconds: Input should be greater than 0"]),
+    ("audio", ["--seconds", "-1"], ["seconds: Input should be greater than or equal to"]),
     ("nosuch", [], ["unknown modality 'nosuch'"]),
 ])
 def test_generate_errors(runner, tmp_path, spies, modality, args, needles):

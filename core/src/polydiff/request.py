@@ -6,6 +6,7 @@ plugins registered, so every mistake is reported before any work starts, naming 
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -87,9 +88,26 @@ def _task_options(modality, task, options: dict) -> dict:
     if task.options is None:
         return {}
     try:
-        return task.options(**options).model_dump()
+        values = task.options(**options).model_dump()
     except ValidationError as exc:
         raise ValueError(describe(exc)) from None
+    for name, value in values.items():  # an unbounded float option takes NaN without a word
+        if not_a_number(value):
+            raise ValueError(f"{name}: not a number (got {value})")
+    return values
+
+
+NUMERIC_CHECKS = ("greater_than", "less_than", "finite_number", "multiple_of", "int_", "float_")  # pydantic's
+
+
+def not_a_number(value) -> bool:
+    """NaN or an infinity, as a float or as the text a command line gives ("nan", "-inf")."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def describe(exc: ValidationError, *, hide: tuple[str, ...] = ("options",), fields=None,
@@ -104,7 +122,9 @@ def describe(exc: ValidationError, *, hide: tuple[str, ...] = ("options",), fiel
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if p not in hide)
         msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
+        if err["type"].startswith(NUMERIC_CHECKS) and not_a_number(err.get("input")):  # not "should be > 0"
+            msg = f"not a number (got {err['input']})"
+        elif err["type"] == "extra_forbidden":
             msg = unknown
             if fields is not None and err["loc"]:
                 close = difflib.get_close_matches(str(err["loc"][-1]), list(fields), n=1)

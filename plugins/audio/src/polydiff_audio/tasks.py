@@ -28,11 +28,13 @@ MULTIPLE = 4                  # frame counts the UNet accepts (two halvings)
 FADE = 256                    # samples of crossfade where generated audio meets given audio (16 ms)
 EDIT_TAPER = 8                # edit: frames (128 ms) over which the span fades back into the given audio
 EDIT_LEAD = 512               # edit: samples of given audio left on the canvas before the span (32 ms)
+MIN_SAMPLES = mel.N_FFT       # the shortest clip the STFT (and its spectrogram PNG) can represent: 64 ms
+MIN_SECONDS = MIN_SAMPLES / mel.SAMPLE_RATE
 MAX_ELEMENTS = 64 * mel.SAMPLE_RATE // mel.HOP * mel.N_MELS  # n x seconds <= 64 (attention along time is quadratic)
 
 
 class GenerateOptions(BaseModel):
-    seconds: float = Field(2.0, gt=0.0, description="output length (s)")
+    seconds: float = Field(2.0, ge=MIN_SECONDS, description="output length (s)")
 
 
 class InputOptions(BaseModel):
@@ -44,7 +46,7 @@ class KeepOptions(InputOptions):
 
 
 class ContinueOptions(KeepOptions):
-    seconds: float | None = Field(None, gt=0.0, description="total length (default: the input + 1 s)")
+    seconds: float | None = Field(None, ge=MIN_SECONDS, description="total length (default: the input + 1 s)")
 
 
 class EditOptions(KeepOptions):
@@ -95,7 +97,13 @@ def _crossfade(keep: torch.Tensor) -> torch.Tensor:
 
 
 def _given(request) -> torch.Tensor:
-    return read_audio(request.init, "init", request.options["sample_rate"])
+    """The --init audio, refused (before any file is written) when too short to represent."""
+    given = read_audio(request.init, "init", request.options["sample_rate"])
+    if given.shape[0] < MIN_SAMPLES:
+        raise polydiff.InvalidInputError(
+            f"init: the audio is {given.shape[0]} samples ({given.shape[0] / mel.SAMPLE_RATE:g} s) at "
+            f"{mel.SAMPLE_RATE} Hz; at least {MIN_SAMPLES} ({MIN_SECONDS:g} s) are needed")
+    return given
 
 
 def _canvas(given: torch.Tensor, seconds: float) -> torch.Tensor:

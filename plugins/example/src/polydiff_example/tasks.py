@@ -7,7 +7,9 @@ ENCODER = "points2d-cluster"
 
 
 class InpaintOptions(BaseModel):
-    x: float = Field(description="the known x coordinate")
+    # the data lie within about +-4; far beyond, the network's inputs overflow (NaN), so the
+    # bound names x instead of the model
+    x: float = Field(ge=-100.0, le=100.0, description="the known x coordinate")
 
 
 def generate(request, context) -> polydiff.Plan:

@@ -7,21 +7,42 @@ import numpy as np
 import polydiff
 import torch
 
+MAX_PIXELS = 4096 * 4096   # larger inputs are refused before decoding (decompression bombs)
+
+
+def open_rgb(path, field: str) -> np.ndarray:
+    """float32 [H, W, 3] in [0, 1] from an image file, each bit depth scaled by its own maximum
+    (16-bit grey 65535 is white), palettes expanded; a truncated file or one over MAX_PIXELS
+    is one error naming ``field``, raised before any pixel is decoded or used."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{img.width}x{img.height}")
+                img.load()   # a truncated file fails here rather than leaving black rows
+                if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):   # 16-bit grey (PNG)
+                    grey = np.asarray(img, dtype=np.float32) / 65535.0
+                    return np.repeat(grey[..., None].clip(0, 1), 3, axis=2)
+                return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise polydiff.InvalidInputError(f"{field}: no such file {str(path)!r}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise polydiff.InvalidInputError(f"{field}: {str(path)!r} is refused: over the limit of {MAX_PIXELS:,} "
+                                         "pixels (a decompression bomb?)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise polydiff.InvalidInputError(f"{field}: cannot read {str(path)!r} as an image ({exc})") from None
+
 
 def read_image(value, field: str) -> torch.Tensor:
     """An image as float [3, H, W] in [0, 1] from a path or an array (HxWx3/HxW uint8 or float
     in [0, 1], or 3xHxW); errors name ``field``."""
     if isinstance(value, (str, Path)):
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(value) as img:
-                array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-        except FileNotFoundError:
-            raise polydiff.InvalidInputError(f"{field}: no such file {str(value)!r}") from None
-        except (UnidentifiedImageError, OSError) as exc:
-            raise polydiff.InvalidInputError(f"{field}: cannot read {str(value)!r} as an image ({exc})") from None
-        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+        return torch.from_numpy(open_rgb(value, field)).permute(2, 0, 1).contiguous()
     array = torch.as_tensor(np.asarray(value))
     if array.dtype == torch.uint8:
         array = array.float() / 255.0

@@ -5,8 +5,10 @@ and, with PyAV, an MP4. Every file is written to a temporary name and renamed in
 failed write leaves no partial file."""
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from .data import FPS, SIZE
 
 MAX_FRAMES = 64          # the longest clip one sample may be (the modality's budget per clip)
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+MAX_PIXELS = 4096 * 4096  # per image file: larger ones are refused before decoding (decompression bombs)
 
 
 def has_pyav() -> bool:
@@ -25,6 +28,32 @@ def has_pyav() -> bool:
     except ImportError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def _opened(path: Path, field: str):
+    """PIL's image at ``path``, refused with one line naming ``field`` when over MAX_PIXELS."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{im.width}x{im.height}")
+                yield im
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise polydiff.InvalidInputError(f"{field}: {str(path)!r} is refused: over the limit of {MAX_PIXELS:,} "
+                                         "pixels (a decompression bomb?)") from None
+
+
+def _rgb(im):
+    """A frame as RGB, 16-bit grey scaled by 65535 (PIL's own convert clips it to white)."""
+    from PIL import Image
+
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        return Image.fromarray(np.rint(np.asarray(im, np.float64).clip(0, 65535) / 257).astype(np.uint8)).convert("RGB")
+    return im.convert("RGB")
 
 
 def _frames_from_images(images, field: str) -> np.ndarray:
@@ -38,7 +67,7 @@ def _frames_from_images(images, field: str) -> np.ndarray:
 
 
 def _open(path: Path, field: str) -> np.ndarray:
-    from PIL import Image, ImageSequence, UnidentifiedImageError
+    from PIL import ImageSequence, UnidentifiedImageError
 
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
@@ -47,8 +76,8 @@ def _open(path: Path, field: str) -> np.ndarray:
         images = []
         for p in files:
             try:
-                with Image.open(p) as im:
-                    images.append(im.convert("RGB"))
+                with _opened(p, field) as im:
+                    images.append(_rgb(im))
             except (UnidentifiedImageError, OSError) as exc:
                 raise polydiff.InvalidInputError(f"{field}: cannot read frame {p.name!r} ({exc})") from None
         return _frames_from_images(images, field)
@@ -61,10 +90,17 @@ def _open(path: Path, field: str) -> np.ndarray:
     if suffix in (".mp4", ".mov", ".webm", ".mkv"):
         return _read_video(path, field)
     try:
-        with Image.open(path) as im:
-            frames = [f.convert("RGB") for f in ImageSequence.Iterator(im)]
-    except (UnidentifiedImageError, OSError, EOFError, ValueError) as exc:
-        raise polydiff.InvalidInputError(f"{field}: cannot read {str(path)!r} as a clip ({exc})") from None
+        with _opened(path, field) as im:
+            frames = []
+            for f in ImageSequence.Iterator(im):   # stop past the budget: no frame bomb is decoded whole
+                frames.append(_rgb(f))
+                if len(frames) > MAX_FRAMES:
+                    break
+    except polydiff.InvalidInputError:
+        raise
+    except (UnidentifiedImageError, OSError, EOFError, ValueError, IndexError) as exc:
+        reason = "image file is truncated" if isinstance(exc, IndexError) else exc   # PIL on a GIF cut mid-frame
+        raise polydiff.InvalidInputError(f"{field}: cannot read {str(path)!r} as a clip ({reason})") from None
     if not frames:
         raise polydiff.InvalidInputError(f"{field}: {str(path)!r} holds no frames")
     if len(frames) == 1 and suffix != ".gif":  # a still: a contact sheet of square frames
