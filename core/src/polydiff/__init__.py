@@ -27,7 +27,7 @@ _LAZY = {
     "generate": "generation", "evaluate": "evaluation", "GenerateRequest": "request", "Result": "result", "Context": "generation",
     "load_encoder": "generation",
     # training and checkpoints
-    "Trainer": "training", "TrainConfig": "training", "learning_rate": "training",
+    "Trainer": "training", "TrainConfig": "training", "learning_rate": "training", "seeded_init": "training",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_trained": "checkpoint",
     "CaptionedData": "captioned",
     # components

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import struct
 import uuid
 from pathlib import Path
 
@@ -68,15 +69,16 @@ def save_checkpoint(folder, tensors: dict, config: dict, *, name: str = "model")
     for stale in folder.glob(f".{name}.{'?' * 12}.tmp"):  # left by a process killed mid-save
         stale.unlink(missing_ok=True)
     st, js = folder / f"{name}.safetensors", folder / f"{name}.json"
-    ckpt_id = uuid.uuid4().hex
+    digest = _digest(tensors, text)
+    ckpt_id = digest[:32]  # from the content, not random: the same save gives the same bytes
     tmp_st, tmp_js = _temp_path(folder, name), _temp_path(folder, name)
     try:
         open(tmp_st, "xb").close()  # created with the umask's permissions, which save_file drops
         mode = os.stat(tmp_st).st_mode
         save_file(tensors, str(tmp_st), metadata={"format": "pt", "polydiff_id": ckpt_id,
-                                                  "polydiff_config": text,
-                                                  "polydiff_digest": _digest(tensors, text)})
+                                                  "polydiff_config": text, "polydiff_digest": digest})
         os.chmod(tmp_st, mode)
+        _sort_header(tmp_st)
         _fsync(tmp_st)
         record = {"id": ckpt_id, "sha256": sha256_file(tmp_st), "file": st.name}
         with open(tmp_js, "x", encoding="utf-8") as f:
@@ -272,6 +274,19 @@ def _plain_tensors(tensors: dict) -> dict:
         seen.add(value.untyped_storage().data_ptr())
         out[key] = value
     return out
+
+
+def _sort_header(path: Path) -> None:
+    """Rewrite the safetensors JSON header with sorted keys, in place and at the same length:
+    the writer orders the metadata by a randomly seeded hash map, so the same save would differ
+    in bytes from run to run. Left as it is if the sorted text does not fit."""
+    with open(path, "r+b") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) <= size:
+            f.seek(8)
+            f.write(text + b" " * (size - len(text)))  # the format pads its header with spaces
 
 
 def _temp_path(folder: Path, name: str) -> Path:

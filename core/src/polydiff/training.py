@@ -5,6 +5,13 @@ Every random draw of step k is a pure function of (seed, rank, k): each step res
 trainer's generators and, inside ``fit``, torch's global generator (for dropout layers in the
 model). So a run resumed from ``out/train_state`` draws exactly what an uninterrupted run would,
 without saving any RNG state, and each rank of a torchrun job draws different data.
+
+The initial weights are the recipe's business (the model is built before the trainer sees it):
+a recipe builds its model inside ``seeded_init(config.seed)``, so the same seed gives the same
+starting point and the same command the same checkpoint, bit for bit, on one machine and thread
+count. A run saves every ``checkpoint_every`` steps, every ``checkpoint_minutes`` minutes and on
+SIGINT/SIGTERM (then stops with ``TrainingInterrupted``); a resume refuses a folder whose run
+used another batch size, seed, backend, world size, prediction, schedule or model.
 """
 from __future__ import annotations
 
@@ -12,6 +19,12 @@ import hashlib
 import json
 import math
 import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -20,13 +33,46 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .denoisers import _bcast, target_for
-from .errors import InvalidInputError, NonFiniteError, UnknownNameError
+from .errors import InvalidInputError, NonFiniteError, PolydiffError, UnknownNameError
 from .loop import resolve
 from .masked import mask_tokens, masked_loss
 from .request import describe
 
 MODEL = "model"  # the EMA weights + config: what generation loads
 STATE = "train_state"  # raw weights, EMA, optimizer and step: what resuming loads
+# a resume must continue the same run: these fields of the saved TrainConfig must match
+SAME_RUN = ("prediction", "schedule", "batch_size", "seed", "backend")
+
+
+class TrainingInterrupted(PolydiffError):
+    """SIGINT or SIGTERM stopped a run after saving its state (the CLI: one line, exit 1)."""
+
+
+@contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Build a model inside this block: its initial weights (and anything else drawn from torch's
+    global generator there) become a function of the run's ``seed``; the caller's RNG state is
+    restored afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_stream_seed(seed, "init"))
+        yield
+
+
+def check_out_folder(out) -> Path:
+    """Create ``out`` and prove a file can be written there, before any training step: one line
+    naming the folder otherwise (a file in the way, no permission, a read-only or virtual file
+    system)."""
+    if not str(out).strip():  # "" would silently mean the working directory (or a recipe's default)
+        raise InvalidInputError("out: name a checkpoint folder (not empty)")
+    out = Path(out)
+    probe = out / f".write-test.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InvalidInputError(f"out: cannot write checkpoints to {out}: {exc.strerror or exc}") from None
+    return out
 
 
 class TrainConfig(BaseModel):
@@ -34,8 +80,8 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(1000, gt=0, description="optimizer steps in total, resumed ones included")
-    batch_size: int = Field(64, gt=0, description="samples per step and per process")
+    steps: int = Field(1000, gt=0, le=100_000_000, description="optimizer steps in total, resumed ones included")
+    batch_size: int = Field(64, gt=0, le=65_536, description="samples per step and per process")
     lr: float = Field(1e-3, gt=0)
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="cosine: decay from lr to lr_final over the run (after any warm-up)")
@@ -51,9 +97,12 @@ class TrainConfig(BaseModel):
     mask_id: int | None = Field(None, ge=0, description="the mask token (masked schedules: logits over tokens)")
     t_min: float | None = Field(None, ge=0, le=1, description="smallest training time; None: schedule's")
     t_max: float | None = Field(None, ge=0, le=1, description="largest training time; None: schedule's")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63, description="seeds initial weights (seeded_init), data, noise, dropout")
+    backend: str | None = Field(None, description="the backend trained; recorded so a resume with another is refused")
     log_every: int = Field(50, gt=0)
     checkpoint_every: int | None = Field(1000, gt=0, description="None: only at the end")
+    checkpoint_minutes: float | None = Field(
+        10.0, gt=0, le=10_080, allow_inf_nan=False, description="also save this often (wall clock); None: off")
     out: Path = Path("checkpoints")
     progress: bool = True
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
@@ -189,8 +238,11 @@ class Trainer:
 
                 bar = tqdm(total=cfg.steps, initial=self.step, desc="training", dynamic_ncols=True)
             total, count = torch.zeros((), device=self.device), 0
+            if self.rank == 0:
+                check_out_folder(cfg.out)  # before step 1, not after the last one
+            last_save = time.monotonic()
             # fork_rng: the caller's global RNG state is restored afterwards
-            with torch.random.fork_rng(devices=self._cuda_devices()):
+            with torch.random.fork_rng(devices=self._cuda_devices()), _StopSignals() as stop:
                 while self.step < cfg.steps:
                     total += self._train_step(net)
                     count += 1
@@ -201,9 +253,18 @@ class Trainer:
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                         self._log(total / count, bar)
                         total, count = torch.zeros((), device=self.device), 0
-                    every = cfg.checkpoint_every
-                    if every and self.step % every == 0 and self.step < cfg.steps:
+                    if stop.signum is not None:
                         self._save()
+                        raise TrainingInterrupted(
+                            f"training stopped by {signal.Signals(stop.signum).name} at step {self.step} of "
+                            f"{cfg.steps}; the state is saved in {Path(cfg.out) / STATE}.safetensors: "
+                            "run the same command again to resume")
+                    every, minutes = cfg.checkpoint_every, cfg.checkpoint_minutes
+                    due = bool(every) and self.step % every == 0
+                    due = due or (minutes is not None and time.monotonic() - last_save >= 60 * minutes)
+                    if due and self.step < cfg.steps:
+                        self._save()
+                        last_save = time.monotonic()
             path = self._save()
             if self.world_size > 1:  # rank 0 has finished writing when anyone returns
                 _barrier(self.device)
@@ -289,8 +350,7 @@ class Trainer:
             bar.set_postfix(loss=f"{value:.4g}")
 
     def _seed(self, stream: str) -> int:
-        key = f"{self.config.seed}/{self.rank}/{self.step}/{stream}".encode()
-        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+        return _stream_seed(self.config.seed, f"{self.rank}/{self.step}/{stream}")
 
     def _cuda_devices(self) -> list[int]:
         if self.device.type != "cuda":
@@ -332,11 +392,7 @@ class Trainer:
         if not (out / f"{STATE}.json").is_file():
             return False
         tensors, meta = load_checkpoint(out, name=STATE)  # on CPU: optimizer "step"s must stay there
-        for key in ("prediction", "schedule"):
-            was, now = meta.get("train", {}).get(key), getattr(self.config, key)
-            if was != now:
-                raise InvalidInputError(f"{out} holds a run trained with {key}={was!r}, but the config "
-                                        f"says {key}={now!r}; use another out folder")
+        self._check_same_run(meta, out)
         ema = {k: v.to(self.device) for k, v in _section(tensors, "ema.").items()}
         try:
             self.model.load_state_dict(_section(tensors, "model."))
@@ -349,8 +405,50 @@ class Trainer:
         self.ema, self.step = ema, int(meta["step"])
         return True
 
+    def _check_same_run(self, meta: dict, out: Path) -> None:
+        """A resume continues one run: another batch size, seed, backend, world size or model would
+        make the checkpoint a mix that its config misdescribes, so it is refused in one line."""
+        saved = meta.get("train", {})
+        pairs = [(key, saved.get(key), getattr(self.config, key)) for key in SAME_RUN]
+        pairs += [("world_size", meta.get("world_size", 1), self.world_size),
+                  ("model_config", meta.get("model_config", {}), self.model_config)]
+        for key, was, now in pairs:
+            if key == "backend" and (was is None or now is None):
+                continue  # a state saved before backends were recorded, or a run outside the CLI
+            if was != now:
+                raise InvalidInputError(f"{key}: {out} holds a run trained with {key}={was!r}, but this run "
+                                        f"has {key}={now!r}; resume with the same {key} or use another out folder")
+
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _stream_seed(seed: int, stream: str) -> int:
+    key = f"{seed}/{stream}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+
+
+class _StopSignals:
+    """While active (main thread only), SIGINT and SIGTERM set ``signum`` instead of killing the
+    process, so the loop can finish its step and save; a second signal acts as usual."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _prefix(prefix: str, tensors: dict) -> dict:

@@ -184,17 +184,21 @@ def tasks(modality, as_json) -> None:
 @cli.command()
 @click.argument("modality")
 @click.option("--backend", help="backend to train (default: the modality's)")
-@click.option("--out", help="checkpoint folder (default: the backend's)")
-@click.option("--steps", type=int)
-@click.option("--batch-size", type=int)
-@click.option("--seed", type=int)
+@click.option("-o", "--out", help="checkpoint folder; a run already there is resumed (default: out/train/BACKEND)")
+@click.option("--steps", help="optimizer steps in total, resumed ones included (default: the recipe's)")
+@click.option("--batch-size", help="samples per step (default: the recipe's)")
+@click.option("--seed", help="seeds initial weights, data, noise and dropout (default: the recipe's)")
+@click.option("--checkpoint-minutes", help="also save the state this often (default: 10)")
 @click.option("--quiet", is_flag=True)
-@click.pass_context
-def train(ctx, modality, backend, out, quiet, **overrides) -> None:
-    """Train a modality's backend with polydiff's trainer (torchrun works too)."""
+def train(modality, backend, out, quiet, **overrides) -> None:
+    """Train a modality's backend with polydiff's trainer (torchrun works too).
+
+    The same command gives the same checkpoint, bit for bit, on the same machine and thread
+    count; Ctrl-C or SIGTERM saves the state, and running the command again resumes it.
+    """
     from ..errors import InvalidInputError
     from ..registries import components
-    from ..training import TrainConfig
+    from ..training import TrainConfig, check_out_folder
 
     c = components()
     mod = c.modalities.get_named(modality)
@@ -203,10 +207,15 @@ def train(ctx, modality, backend, out, quiet, **overrides) -> None:
         raise InvalidInputError(f"backend {spec.name!r} is for {spec.modality!r}, not {mod.name!r}")
     if getattr(spec, "train", None) is None:
         raise InvalidInputError(f"backend {spec.name!r} has no training recipe")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    # every value checked before the recipe builds a model, loads an encoder or writes a file
-    TrainConfig.build(**overrides, **({"out": out} if out is not None else {}))
-    path = spec.train(out=out, progress=not quiet, **overrides)
+    # never the installed package's weights folder unless --out names it
+    out = f"out/train/{spec.name}" if out is None else out
+    given = {k: v for k, v in overrides.items() if v is not None}
+    # every value checked (as text: "1e30" is one line, not click's usage screen) before the
+    # recipe builds a model, loads an encoder or writes a file
+    config = TrainConfig.build(**given, backend=spec.name, out=out)
+    check_out_folder(out)  # the raw text: Path("") would be "."
+    overrides = {k: getattr(config, k) for k in given}
+    path = spec.train(out=out, progress=not quiet, backend=spec.name, **overrides)
     click.echo(str(path))
 
 

@@ -1,7 +1,7 @@
 """The two points2d backends: the exact denoiser of the cluster mixture, E[x0 | x_t] in closed
 form, and a small MLP trained with polydiff's own trainer.
 
-Reproduce the shipped MLP checkpoint with::
+Retrain the shipped MLP checkpoint's recipe (into ``out/train/BACKEND``; ``-o`` to choose) with::
 
     polydiff train points2d --backend points2d-mlp
 
@@ -67,9 +67,10 @@ class PointsMLP(torch.nn.Module):
 
 
 def train(out=None, progress=True, **overrides) -> Path:
-    config = polydiff.TrainConfig(**{**RECIPE, **overrides, "out": Path(out or WEIGHTS_DIR),
+    config = polydiff.TrainConfig(**{**RECIPE, **overrides, "out": Path(WEIGHTS_DIR if out is None else out),
                                      "progress": progress})
-    model = PointsMLP()
+    with polydiff.seeded_init(config.seed):  # the initial weights follow the run's seed
+        model = PointsMLP()
     trainer = polydiff.Trainer(model, config, sample_clusters,
                                null_cond=lambda n: {"cluster": torch.full((n,), -1, dtype=torch.long)},
                                model_config={"hidden": model.hidden})

@@ -1,7 +1,7 @@
 """The default image backend: a small text-conditioned UNet, trained by polydiff's trainer on
 the procedural shapes data, shipped as safetensors + JSON.
 
-Reproduce the shipped checkpoint with::
+Retrain the shipped checkpoint's recipe (into ``out/train/BACKEND``; ``-o`` to choose) with::
 
     polydiff train image
 
@@ -46,11 +46,12 @@ def draw(batch_size: int, seed: int) -> tuple[torch.Tensor, list[str]]:
 
 
 def train(out=None, progress=True, **overrides) -> Path:
-    config = polydiff.TrainConfig(**{**RECIPE, **overrides, "out": Path(out or WEIGHTS_DIR),
+    config = polydiff.TrainConfig(**{**RECIPE, **overrides, "out": Path(WEIGHTS_DIR if out is None else out),
                                      "progress": progress})
     encoder = polydiff.load_encoder(TEXT_ENCODER)
     source = polydiff.CaptionedData(draw, data.all_captions(), lambda c: encoder.encode(c, max_tokens=TOKENS))
-    model = UNet(**ARCH)
+    with polydiff.seeded_init(config.seed):  # the initial weights follow the run's seed
+        model = UNet(**ARCH)
     trainer = polydiff.Trainer(model, config, source, null_cond=source.null_cond, model_config=model.config)
     return trainer.fit()
 

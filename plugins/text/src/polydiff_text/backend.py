@@ -19,7 +19,7 @@ corpus's ``drop`` leaves the sentiment or the product out of a quarter of the re
 ``PARAPHRASE_SHARE`` of the review captions are reworded ("poor phone review"), so prompts need
 not be phrased like the corpus; ``cond_dropout`` swaps in the empty prompt for guidance.
 
-Reproduce the shipped checkpoint with ``OMP_NUM_THREADS=1 polydiff train text`` (RECIPE below:
+Retrain the shipped checkpoint's recipe with ``OMP_NUM_THREADS=1 polydiff train text -o DIR`` (RECIPE below:
 12000 steps of batch 64, cosine learning rate with warm-up, bf16 autocast; the shipped run took
 102 minutes on one thread of a 2-core machine beside one other training job, final loss 0.50;
 its config is in ``weights/words-transformer/model.json``).
@@ -131,9 +131,10 @@ def build(**config) -> Transformer:
 
 def train(out=None, progress=True, **overrides) -> Path:
     config = polydiff.TrainConfig.build(**{**RECIPE, "mask_id": ids(vocab.MASK), **overrides,
-                                           "out": Path(out or WEIGHTS_DIR), "progress": progress})
+                                           "out": Path(WEIGHTS_DIR if out is None else out), "progress": progress})
     data_source = source()
-    model = Transformer(vocab.size(), **ARCH)
+    with polydiff.seeded_init(config.seed):  # the initial weights follow the run's seed
+        model = Transformer(vocab.size(), **ARCH)
     trainer = polydiff.Trainer(model, config, data_source, null_cond=data_source.null_cond, model_config=model.config)
     return trainer.fit()
 

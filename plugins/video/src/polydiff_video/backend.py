@@ -1,7 +1,7 @@
 """The default video backend: ``ClipUNet`` trained by polydiff's ``Trainer`` on the procedural
 clips with random known-frame patterns (MCVD's masking), shipped as safetensors + JSON.
 
-Reproduce the shipped checkpoint with::
+Retrain the shipped checkpoint's recipe (into ``out/train/BACKEND``; ``-o`` to choose) with::
 
     OMP_NUM_THREADS=1 polydiff train video
 
@@ -87,12 +87,13 @@ class MaskedClips:
 
 
 def train(out=None, progress=True, **overrides) -> Path:
-    config = polydiff.TrainConfig.build(**{**RECIPE, **overrides, "out": Path(out or WEIGHTS_DIR),
+    config = polydiff.TrainConfig.build(**{**RECIPE, **overrides, "out": Path(WEIGHTS_DIR if out is None else out),
                                            "progress": progress})
     encoder = polydiff.load_encoder(TEXT_ENCODER)
     source = MaskedClips(lambda texts: {k: v for k, v in encoder.encode(texts, max_tokens=TOKENS).items()
                                         if k in ("tokens", "mask")})
-    model = ClipUNet(**ARCH)
+    with polydiff.seeded_init(config.seed):  # the initial weights follow the run's seed
+        model = ClipUNet(**ARCH)
     return polydiff.Trainer(model, config, source, model_config=model.config).fit()
 
 
