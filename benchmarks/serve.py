@@ -100,8 +100,12 @@ def cli_seconds(argv: list[str], out: str, seed: int) -> float:
 
 
 def pct(values, q: float) -> float:
+    """The q-quantile, interpolated between neighbours (q = 0.5 is the median)."""
     values = sorted(values)
-    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+    k = q * (len(values) - 1)
+    lo = int(k)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def latency(server: Server, repeats: int, tmp: str) -> list[str]:
