@@ -260,8 +260,9 @@ def main() -> None:
              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; {load_note()}. One uvicorn server on "
              "loopback with its default batching (`polydiff serve`: --batch-size 8, --batch-wait-ms 50); latency is "
              f"submit -> done as a client polling every 10 ms (alone) or {CROWD_POLL * 1000:.0f} ms (among 16) sees "
-             "it; default steps unless stated. Micro-batched results are bit-identical to running each alone "
-             "(the network is called per job inside the shared sampling run; see core/src/polydiff/serve/batching.py).", ""]
+             "it; default steps unless stated. Micro-batching calls the network per job inside the shared sampling "
+             "run (core/src/polydiff/serve/batching.py); the load test below says how many results came out "
+             "byte-identical to running each alone.", ""]
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp) / "serve")
         server.start()
