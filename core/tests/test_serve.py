@@ -232,3 +232,10 @@ def test_a_job_running_at_two_crashes_is_failed_clearly(tmp_path):
         store.recover()
     job = store.get(job_id)
     assert job["status"] == "failed" and "interrupted" in job["error"]
+
+
+def test_jobs_that_cannot_share_a_run_run_alone_each_to_its_own_end(client):
+    inpaint = {**POINTS, "task": "inpaint", "options": {"x": 1.0}}   # constraints: never batched
+    ids = [client.post("/v1/jobs", json={**inpaint, "seed": s}).json()["id"] for s in (1, 2)]
+    assert [wait(client, i)["status"] for i in ids] == ["done", "done"]
+    assert client.app.state.workers.batches == [2, 2]

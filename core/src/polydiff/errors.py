@@ -22,3 +22,9 @@ class InvalidInputError(PolydiffError, ValueError):
 
 class NonFiniteError(PolydiffError, FloatingPointError):
     """A model returned NaN or infinity."""
+
+
+def one_line(message, empty: str = "") -> str:
+    """A message (or an exception's) on one line, whitespace collapsed: what a user sees."""
+    fallback = type(message).__name__ if isinstance(message, BaseException) else ""
+    return " ".join(str(message).split()) or empty or fallback

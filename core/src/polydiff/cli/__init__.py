@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import PolydiffError
+from ..errors import PolydiffError, one_line
 from .plugins import _table
 
 
@@ -32,7 +32,7 @@ class Group(click.Group):
 
 
 def _one_line(message: str) -> str:
-    return " ".join(message.split()) or "invalid input"
+    return one_line(message, "invalid input")
 
 
 @click.group(cls=Group)

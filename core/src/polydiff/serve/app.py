@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from ..contract import INPUTS
-from ..errors import PolydiffError
+from ..errors import PolydiffError, one_line
 from .jobs import REQUEST_FIELDS, request_fields
 from .store import FINAL, JobStore
 from .worker import Workers
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, **kwargs) -> FastAPI:
 
     @app.exception_handler(PolydiffError)
     async def _user_error(request, exc):
-        return JSONResponse({"detail": _one_line(exc)}, status_code=400)
+        return JSONResponse({"detail": one_line(exc)}, status_code=400)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request, exc):
@@ -296,6 +296,3 @@ def _public(job: dict) -> dict:
             "request": job["request"], "created": job["created"], "started": job["started"],
             "finished": job["finished"], "files": files}
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

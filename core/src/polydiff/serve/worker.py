@@ -8,10 +8,14 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..errors import PolydiffError
+from ..errors import PolydiffError, one_line
 from .jobs import batch_key, content_type, request_fields
 from .store import JobStore
+
+if TYPE_CHECKING:
+    from ..result import Result
 
 log = logging.getLogger("polydiff.serve")
 
@@ -85,23 +89,31 @@ class Workers:
     # -- running ------------------------------------------------------------------------
 
     def _run(self, group: list[dict]) -> None:
-        from ..generation import generate
         from ..request import GenerateRequest
 
-        live = {q["id"] for q in group}
-        requests = []
+        jobs = {}  # id -> validated request
         for q in group:
             try:
-                requests.append(GenerateRequest.build(**request_fields(q["request"], self.job_dir(q["id"]))))
+                jobs[q["id"]] = GenerateRequest.build(**request_fields(q["request"], self.job_dir(q["id"])))
             except PolydiffError as exc:
-                self.store.fail(q["id"], _one_line(exc))
-                live.discard(q["id"])
-        group = [q for q in group if q["id"] in live]
-        if not group:
-            return
-        ids = [q["id"] for q in group]
+                self.store.fail(q["id"], one_line(exc))
+        if len(jobs) > 1:
+            from .batching import sample_together
 
-        def on_step(info) -> None:
+            outcome = self._attempt(list(jobs), lambda step: sample_together(list(jobs.values()), callback=step))
+            if outcome is not None:
+                self.batches.append(sum(r.n for r in jobs.values()))
+                return
+        for job_id, request in jobs.items():  # alone: a single job, or plans that cannot share a run
+            self.batches.append(request.n)
+            self._attempt([job_id], lambda step, r=request: [generate_alone(r, step)])
+
+    def _attempt(self, ids: list[str], run) -> list | None:
+        """Run ``run(step_callback)`` for the jobs ``ids`` and record each outcome; None when
+        ``run`` returned None (the jobs could not share a batch and nothing was recorded)."""
+        live = set(ids)
+
+        def on_step(info) -> None:  # cancellation takes effect at the next step
             for job_id in list(live):
                 if self.store.wants_cancel(job_id):
                     self.store.cancelled(job_id)
@@ -111,40 +123,27 @@ class Workers:
             for job_id in live:
                 self.store.progress(job_id, info.i + 1, info.steps)
 
-        self.batches.append(sum(r.n for r in requests))
         try:
-            results = None
-            if len(group) > 1:
-                from .batching import sample_together
-
-                results = sample_together(requests, callback=on_step)
-            if results is None:
-                if len(group) > 1:
-                    self.batches[-1:] = [r.n for r in requests]
-                results = []
-                for r, job_id in zip(requests, ids):
-                    if job_id in live:
-                        results.append(generate(r.modality, **_fields(r), callback=on_step))
-                    else:
-                        results.append(None)
+            results = run(on_step)
         except Cancelled:
-            for job_id in ids:
-                self.store.cancelled(job_id)
-            return
+            results = [None] * len(ids)
         except PolydiffError as exc:
             for job_id in ids:
-                self.store.fail(job_id, _one_line(exc))
-            return
+                self.store.fail(job_id, one_line(exc))
+            return []
         except Exception as exc:  # a bug, not the user's mistake: logged in full, one line for the client
             log.exception("job %s failed", ",".join(ids))
             for job_id in ids:
-                self.store.fail(job_id, f"internal error: {type(exc).__name__}: {_one_line(exc)}")
-            return
+                self.store.fail(job_id, f"internal error: {type(exc).__name__}: {one_line(exc)}")
+            return []
+        if results is None:
+            return None
         for job_id, result in zip(ids, results):
-            if job_id not in live or result is None:
+            if job_id in live and result is not None:
+                self._save(job_id, result)
+            else:
                 self.store.cancelled(job_id)
-                continue
-            self._save(job_id, result)
+        return results
 
     def _save(self, job_id: str, result) -> None:
         out = self.job_dir(job_id) / "out"
@@ -159,11 +158,9 @@ class Workers:
         self.store.finish(job_id, files)
 
 
-def _fields(request) -> dict:
-    """``generate`` arguments that reproduce a validated request."""
+def generate_alone(request, callback) -> "Result":
+    """``polydiff.generate`` of a validated request, with a step callback."""
+    from ..generation import generate
+
     fields = request.model_dump(exclude={"modality", "options"}, exclude_none=True)
-    return {**fields, **request.options}
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return generate(request.modality, **fields, **request.options, callback=callback)
