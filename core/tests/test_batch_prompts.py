@@ -162,3 +162,12 @@ def test_two_torchrun_processes_write_the_same_bytes_as_one(tmp_path):
     shutil.rmtree(tmp_path / "two" / "00003")  # and a resumed 1-process run completes a torchrun one
     assert batch(tmp_path, text, "--seed", "11", name="p.jsonl", out="two").exit_code == 0
     assert snapshot(tmp_path / "two") == one
+
+
+def test_a_marker_that_is_not_a_record_means_the_line_is_made_again(tmp_path):
+    assert batch(tmp_path, "north\n").exit_code == 0
+    out = tmp_path / "out"
+    (out / "00000" / ".done").write_text("[1, 2]")           # valid JSON, but not a done record
+    run = batch(tmp_path, "north\n")
+    assert run.exit_code == 0, run.output
+    assert json.loads((out / "00000" / ".done").read_text())["request"]["prompt"] == "north"

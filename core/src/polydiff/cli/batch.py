@@ -23,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import InvalidInputError, PolydiffError
+from ..errors import InvalidInputError, PolydiffError, one_line
 
 SEED_STRIDE = 4096  # the largest n: line i's samples use seeds SEED + 4096*i + j, j < n, never another line's
 MARKER = ".done"
@@ -218,7 +218,7 @@ def _run_line(line: dict, out: Path, name: str) -> dict:
     except Exception as exc:  # one line's failure is recorded; the others still run
         shutil.rmtree(partial, ignore_errors=True)
         message = str(exc) if isinstance(exc, PolydiffError) else f"{type(exc).__name__}: {exc}"
-        return dict(record, status="failed", error=" ".join(message.split()))
+        return dict(record, status="failed", error=one_line(message))
     _write_atomically(partial / MARKER, json.dumps({"request": line["record"], "files": files}))
     if final.exists():
         os.rename(final, old)
@@ -233,8 +233,10 @@ def _done_files(folder: Path, request: dict) -> list[str] | None:
         marker = json.loads((folder / MARKER).read_text())
     except (OSError, ValueError):
         return None
-    files = marker.get("files") if isinstance(marker, dict) else None
-    if marker.get("request") != request or not isinstance(files, list):
+    if not isinstance(marker, dict) or marker.get("request") != request:
+        return None
+    files = marker.get("files")
+    if not isinstance(files, list):
         return None
     return files if all((folder / f).is_file() for f in files) else None
 
