@@ -25,6 +25,7 @@ _LAZY = {
     "FunctionOperator": "editing",
     # generation
     "generate": "generation", "evaluate": "evaluation", "GenerateRequest": "request", "Result": "result", "Context": "generation",
+    "regenerate": "reproduce",
     "load_encoder": "generation",
     # training and checkpoints
     "Trainer": "training", "TrainConfig": "training", "learning_rate": "training", "seeded_init": "training",

@@ -1,10 +1,6 @@
 """A generation's outputs plus everything needed to reproduce them; saved atomically."""
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 
@@ -29,25 +25,13 @@ class Result:
     def __repr__(self):
         return f"<Result {self.modality} n={len(self)} seed={self.request.seed}>"
 
-    def save(self, folder) -> list[Path]:
-        """Write the modality's files and ``metadata.json`` into ``folder``.
+    def save(self, folder, overwrite: bool = False) -> list[Path]:
+        """Write the modality's files and ``metadata.json`` into ``folder``, all at once.
 
-        Files are written to a temporary folder first and moved into place only when all of
-        them were written, so a failure leaves no partial output behind.
+        ``folder`` must be new or empty; one holding an earlier result is replaced as a whole
+        only with ``overwrite=True`` (see ``polydiff.output``). A failure leaves nothing behind.
         """
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".polydiff-", dir=folder))
-        try:
-            written = [Path(p) for p in self.writer(self.outputs, staging, self.request)]
-            meta = dict(self.metadata, files=[p.name for p in written])
-            (staging / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
-            final = []
-            for p in [*written, staging / "metadata.json"]:
-                target = folder / p.relative_to(staging)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(p, target)
-                final.append(target)
-            return final
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        from .output import OutputFolder
+
+        with OutputFolder(folder, overwrite=overwrite) as out:
+            return out.write(self)

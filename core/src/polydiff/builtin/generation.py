@@ -43,6 +43,7 @@ def check_budget(n: int, plan, modality) -> None:
 def make_result(request, context, plan, run, x, seconds: float) -> Result:
     """The ``Result`` of one request from its sampled batch ``x``: decoded outputs and metadata
     (shared with any caller that samples several requests in one batch, e.g. the server)."""
+    from polydiff.reproduce import describe_inputs
     from polydiff.result import Result, describe_request
 
     opts, loaded, backend = run.options, run.loaded, context.backend
@@ -55,6 +56,7 @@ def make_result(request, context, plan, run, x, seconds: float) -> Result:
                      "prediction": loaded.prediction, "device": context.device,
                      **({"sampler_options": plan.sampler_options} if plan.sampler_options else {}),
                      **_overrides(request, opts, loaded, backend)},
+        "inputs": describe_inputs(request),
         "checkpoint_sha256": _checkpoint_hash(backend.checkpoint),
         "plugins": _versions(),
         "sampling_seconds": round(seconds, 4),

@@ -3,6 +3,7 @@ and ``polydiff plugins`` start without torch."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -108,16 +109,18 @@ class GenerateCommand(click.Command):
 @click.option("--backend", help="denoiser backend (default: the modality's)")
 @click.option("--init", help="input file, for the tasks that need one")
 @click.option("--mask", help="mask file, for the tasks that need one")
-@click.option("-o", "--out", default="out", show_default=True, help="output folder")
+@click.option("-o", "--out", help="output folder, new or empty (default: a new out/MODALITY-NNNN)")
+@click.option("--overwrite", is_flag=True, help="replace the earlier result in --out as a whole")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @click.option("--prompts", type=click.Path(dir_okay=False),
               help="a batch: one prompt or JSON request per line, one folder per line under --out (docs/batch.md)")
-def generate(modality, args, out, quiet, prompts, **fields) -> None:
+def generate(modality, args, out, overwrite, quiet, prompts, **fields) -> None:
     """Generate or edit samples: MODALITY [PROMPT] [--OPTION VALUE ...].
 
     Options this command does not know (``--seconds 2``) are the task's own options.
     """
     from ..generation import generate as run_generate
+    from ..output import OutputFolder, next_run_folder
 
     prompt, options = _split_extra(list(args))
     fields = {k: v for k, v in fields.items() if v is not None}
@@ -126,13 +129,48 @@ def generate(modality, args, out, quiet, prompts, **fields) -> None:
             raise click.UsageError("give a PROMPT or --prompts FILE, not both")
         from .batch import run_batch
 
+        if out is None and os.environ.get("WORLD_SIZE", "1") != "1":
+            raise click.UsageError("--prompts under torchrun needs -o FOLDER, the same for every process")
+        out = out if out is not None else next_run_folder("out", f"{modality}-batch")
         manifest = run_batch(modality, prompts, out, quiet, fields, options)
         if manifest is not None:  # rank 0 (or the only process) wrote it
             click.echo(str(manifest))
         return
-    result = run_generate(modality, prompt, progress=not quiet, **fields, **options)
-    for path in result.save(out):
-        click.echo(str(path))
+    with OutputFolder(out if out is not None else next_run_folder("out", modality), overwrite) as folder:
+        result = run_generate(modality, prompt, progress=not quiet, **fields, **options)
+        for path in folder.write(result):
+            click.echo(str(path))
+
+
+@cli.command()
+@click.argument("metadata", type=click.Path())
+@click.option("-o", "--out", help="output folder, new or empty (default: a new out/MODALITY-NNNN)")
+@click.option("--overwrite", is_flag=True, help="replace the earlier result in --out as a whole")
+@click.option("--device", help="run on another device than recorded (bits may then differ)")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def regenerate(metadata, out, overwrite, device, quiet) -> None:
+    """Make a saved result again from its METADATA (metadata.json or its folder) and check
+    that every file comes out identical; exit 1 when one differs."""
+    from ..output import OutputFolder, next_run_folder
+    from ..reproduce import compare, recorded
+    from ..reproduce import regenerate as run
+
+    meta = recorded(metadata)
+    target = out if out is not None else next_run_folder("out", meta["request"]["modality"])
+    with OutputFolder(target, overwrite) as folder:
+        result = run(metadata, progress=not quiet, **({"device": device} if device else {}))
+        for path in folder.write(result):
+            click.echo(str(path))
+    files = meta.get("files") or []
+    differ = compare(meta["folder"], target, files)
+    if not differ:
+        click.echo(f"identical: all {len(files)} files match {meta['folder']}")
+        return
+    why = [name for name, key in (("the checkpoint", "checkpoint_sha256"), ("plugin versions", "plugins"))
+           if meta.get(key) != result.metadata.get(key)]
+    raise PolydiffError(f"{len(differ)} of {len(files)} files differ from {meta['folder']} "
+                        f"({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''})"
+                        + (f"; {' and '.join(why)} changed since" if why else ""))
 
 
 @cli.command()

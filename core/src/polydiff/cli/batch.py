@@ -39,8 +39,7 @@ def run_batch(modality: str, prompts: str, out: str, quiet: bool, fields: dict, 
     lines = read_requests(Path(prompts), dict(fields, modality=modality), options, base_seed)
     check_plans(lines, Path(prompts).name)
     _pick_cuda(lines, local_rank)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _batch_folder(Path(out))
     width = max(5, len(str(len(lines) - 1)))
     mine = [line for line in lines if line["index"] % world == rank]
     group = _join_group() if world > 1 else None  # before the work, so a broken setup fails early
@@ -225,6 +224,22 @@ def _run_line(line: dict, out: Path, name: str) -> dict:
     os.rename(partial, final)
     shutil.rmtree(old, ignore_errors=True)
     return dict(record, files=[f"{name}/{f}" for f in files])
+
+
+def _batch_folder(out: Path) -> Path:
+    """``out`` created, or an error when it is a file or a folder of something else than a batch."""
+    if out.exists() and not out.is_dir():
+        raise PolydiffError(f"out: {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        ours = (out / "manifest.jsonl").is_file() or any((p / MARKER).is_file() for p in out.iterdir())
+        if not ours:
+            raise PolydiffError(f"out: {out} is not empty and holds no polydiff batch; choose a new or "
+                                "empty folder (a batch folder is reused to resume)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PolydiffError(f"out: cannot write {out} ({exc.strerror or type(exc).__name__})") from None
+    return out
 
 
 def _done_files(folder: Path, request: dict) -> list[str] | None:

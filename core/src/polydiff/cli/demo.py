@@ -77,7 +77,7 @@ def run_demo(out, steps: int = 10, n: int = 1000) -> list[Path]:
     if "points2d" in components().modalities:
         from ..generation import generate
 
-        files += generate("points2d", "north", n=500, seed=0).save(out / "points2d")
+        files += generate("points2d", "north", n=500, seed=0).save(out / "points2d", overwrite=True)
     files += _explained(out)
     for name, modality in sorted(components().modalities.items()):
         if modality.demo is not None:

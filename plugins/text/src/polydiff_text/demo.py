@@ -19,13 +19,13 @@ def run(folder) -> list[Path]:
     files, lines = [], []
     for i, prompt in enumerate(PROMPTS):
         result = polydiff.generate("text", prompt, n=2, seed=i)
-        files += result.save(folder / f"generate-{i}")
+        files += result.save(folder / f"generate-{i}", overwrite=True)
         lines += [f"generate {prompt!r}:"] + [f"  {o['text']}" for o in result.outputs]
     edits = [("infill", INFILL, lambda o: o["text"]), ("summarise", PARAGRAPH, lambda o: o["summary"]),
              ("sentiment", REVIEW, lambda o: f"{o['label']} (p = {o['probability']:.3f})")]
     for task, init, show in edits:
         result = polydiff.generate("text", task=task, init=init, seed=0)
-        files += result.save(folder / task)
+        files += result.save(folder / task, overwrite=True)
         lines += [f"{task} {init!r}:", f"  {show(result.outputs[0])}"]
     text = "\n".join(lines) + "\n"
     print(text, end="")

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from ...errors import InvalidInputError
+from ...output import current_umask
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 _HINT = "lower-case letters and digits, words joined by '-' or '_', starting with a letter (e.g. 'weather')"
@@ -116,15 +117,9 @@ def new_plugin(name: str, modality: str | None = None, parent: str | os.PathLike
             path = staging.joinpath(*parts)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(_render(text, values, "/".join(parts)), encoding="utf-8")
-        staging.chmod(0o777 & ~_umask())
+        staging.chmod(0o777 & ~current_umask())
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
