@@ -194,8 +194,9 @@ def check_writer(modality, result, folder) -> list[str]:
     if not data_files:
         fail(f"{where}: write() returned no files")
     suffixes = {p.suffix.lstrip(".").lower() for p in data_files}
+    names = [p.name.lower() for p in data_files]
     for fmt in mod.formats:
-        if fmt.lower().lstrip(".") not in suffixes:
+        if not any(name.endswith("." + fmt.lower().lstrip(".")) for name in names):  # "nii.gz" too
             fail(f"{where}: declares format {fmt!r} but wrote only {', '.join(sorted(suffixes))}")
     names = sorted(p.name for p in data_files)
     if mod.read is None:

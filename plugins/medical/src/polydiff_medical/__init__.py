@@ -1,0 +1,1 @@
+"""polydiff-medical: MRI/CT reconstruction, segmentation with uncertainty and enhancement of 2-D slices."""
