@@ -36,6 +36,7 @@ class Plan:
     decode: Callable[[Any], list] | None = None   # model-space batch -> list of outputs
     guidance: float = 1.0                  # the task's default guidance scale
     steps: int = 20                        # the task's default number of steps
+    sampler: str | None = None             # the task's default sampler (the request's wins)
     sampler_options: dict = field(default_factory=dict)  # e.g. a task's temperature or block length
     info: dict = field(default_factory=dict)      # extra metadata (e.g. evaluator hints)
 

@@ -93,7 +93,7 @@ class SamplingRun:
         self.denoiser = guided(as_denoiser(loaded.net, loaded.schedule, loaded.prediction),
                                plan.cond, plan.uncond, self.guidance)
         default_sampler, default_spacing = DEFAULTS[getattr(loaded.schedule, "process", "gaussian")]
-        sampler = request.sampler or default_sampler
+        sampler = request.sampler or plan.sampler or default_sampler
         self.options = dict(
             sampler=sampler, spacing=request.spacing or default_spacing, steps=request.steps or plan.steps,
             schedule=loaded.schedule, seed=request.seed, constraints=plan.constraints, device=context.device,

@@ -18,6 +18,7 @@ def files(tmp_path_factory):
     np.save(d / "sino.npy", np.zeros((18, 64), np.float32))
     np.save(d / "nan.npy", np.full((64, 64), np.nan, np.float32))
     np.save(d / "small.npy", np.zeros((16, 16), np.float32))
+    np.save(d / "flat.npy", np.full((64, 64), 0.5, np.float32))
     (d / "junk.dcm").write_bytes(b"not a dicom at all")
     return d
 
@@ -36,6 +37,7 @@ CASES = [
     (["--task", "segment", "--init", "missing.nii.gz"], "init: no such file"),
     (["--task", "enhance", "--init", "slice.npy", "--mode", "super-resolution"], "init: super-resolution takes"),
     (["--task", "enhance", "--init", "slice.npy", "--mode", "sharpen"], "mode"),
+    (["--task", "enhance", "--init", "flat.npy", "--mode", "contrast"], "init: the slice is flat"),
     (["--task", "segment"], "init: the segment task needs --init"),
     (["a brain with a tumour"], "prompt: the medical model takes no prompt"),
 ]

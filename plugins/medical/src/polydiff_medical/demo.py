@@ -23,11 +23,11 @@ def run(folder) -> list[Path]:
     files = [_png(folder / "truth.png", preview(image, mask))]
     notes = ["truth: the held-out phantom (seed %d) with its lesion outlined in red" % CASE]
 
-    def save(name, output, note):
-        files.append(_png(folder / f"{name}.png", preview(output[0], output[1] >= 0.5)))
+    def save(name, output, note, masked=False):
+        files.append(_png(folder / f"{name}.png", preview(output[0], (output[1] >= 0.5) & masked)))
         notes.append(f"{name}: {note}")
 
-    save("generate", polydiff.generate("medical", seed=0).outputs[0], "an unconditional sample with its mask")
+    save("generate", polydiff.generate("medical", seed=0).outputs[0], "an unconditional sample with its mask", True)
     k_mask = operators.cartesian_mask(data.SIZE, 4)
     zf = operators.zero_filled(operators.fft2c(torch.from_numpy(image)) * k_mask, k_mask).numpy()
     files.append(_png(folder / "mri-zero-filled.png", preview(zf, np.zeros_like(zf))))
@@ -50,6 +50,11 @@ def run(folder) -> list[Path]:
     files.append(_png(folder / "noisy.png", preview(noisy, np.zeros_like(noisy))))
     save("enhance-denoise", polydiff.generate("medical", task="enhance", init=noisy, seed=0).outputs[0],
          "noisy.png (noise 0.1) denoised, the noise level estimated")
+    dull = np.clip(0.3 * image + 0.35 + 0.015 * np.random.default_rng(1).standard_normal(image.shape), 0, 1)
+    files.append(_png(folder / "dull.png", preview(dull, np.zeros_like(dull))))
+    save("enhance-contrast", polydiff.generate("medical", task="enhance", init=dull.astype(np.float32),
+                                               mode="contrast", seed=0).outputs[0],
+         "dull.png (0.3 x truth + 0.35, noise 0.015) stretched to the full range and denoised")
     low = image.reshape(32, 2, 32, 2).mean(axis=(1, 3))
     save("enhance-super-resolution", polydiff.generate("medical", task="enhance", init=low, mode="super-resolution",
                                                        seed=0).outputs[0], "a 32x32 version of truth at 64x64")

@@ -14,6 +14,9 @@ import torch
 from .data import SIZE
 
 MAX_PIXELS = 4096 * 4096
+# tasks whose mask channel is a result; elsewhere it is the joint prior's by-product, kept in
+# the .npy but neither written as a mask nor outlined
+MASKED_TASKS = ("generate", "segment")
 
 
 def _suffix(path) -> str:
@@ -139,21 +142,23 @@ def read_slice(value, field: str, slice_index: int | None = None) -> tuple[torch
 
 
 def write(outputs, folder: Path, request) -> list[Path]:
-    """Per sample i: ``TASK-i.nii.gz`` (image), ``TASK-i-mask.nii.gz``, ``TASK-i.npy`` ([2, H, W]:
-    image and mask in [0, 1]) and ``TASK-i.png``; segment adds ``probability``, ``uncertainty``
+    """Per sample i: ``TASK-i.nii.gz`` (image), ``TASK-i-mask.nii.gz`` (generate and segment),
+    ``TASK-i.npy`` ([2, H, W]: image and mask in [0, 1]) and ``TASK-i.png``; segment adds ``probability``, ``uncertainty``
     and ``segmentation`` (NIfTI and PNG) over all samples."""
     folder = Path(folder)
     source = _source_of(request)
+    masked = request.task in MASKED_TASKS
     files = []
     for i, out in enumerate(outputs):
         out = np.asarray(out, dtype=np.float32)
         stem = f"{request.task}-{i:03d}"
         lo, hi = source["window"]
         files.append(_nifti(folder / f"{stem}.nii.gz", out[0] * (hi - lo) + lo, source))
-        files.append(_nifti(folder / f"{stem}-mask.nii.gz", (out[1] >= 0.5).astype(np.float32), source))
+        if masked:
+            files.append(_nifti(folder / f"{stem}-mask.nii.gz", (out[1] >= 0.5).astype(np.float32), source))
         np.save(folder / f"{stem}.npy", out)
         files.append(folder / f"{stem}.npy")
-        files.append(_png(folder / f"{stem}.png", preview(out[0], out[1] >= 0.5)))
+        files.append(_png(folder / f"{stem}.png", preview(out[0], (out[1] >= 0.5) & masked)))
     if request.task == "segment":
         masks = np.stack([np.asarray(o)[1] for o in outputs]) >= 0.5
         probability = masks.mean(0).astype(np.float32)

@@ -42,8 +42,9 @@ class SegmentOptions(SliceOption):
 
 
 class EnhanceOptions(SliceOption):
-    mode: str = Field("denoise", pattern="^(denoise|super-resolution)$",
-                      description="denoise, or super-resolution of a 16x16 or 32x32 --init")
+    mode: str = Field("denoise", pattern="^(denoise|super-resolution|contrast)$",
+                      description="denoise; super-resolution of a 16x16 or 32x32 --init; contrast: stretch a "
+                                  "low-contrast slice to the full range and remove the noise the stretch amplifies")
     noise_level: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False,
                                       description="denoise: noise std in [0, 1] units (estimated if omitted)")
 
@@ -54,11 +55,18 @@ def _no_prompt(request) -> None:
                                          "--task and --init)")
 
 
-def _plan(request, context, *constraints, known_image=None, steps=20) -> polydiff.Plan:
+# Measurement-consistent tasks sample with fresh noise at every step (ancestral DDPM): the
+# projection's change then gets re-noised and the model can make it look like a slice again.
+# Measured on the phantoms, 50 steps: MRI 4x 21.2 dB with ddpm vs 17.5 with ddim or unipc;
+# CT 18 views 33.0 vs 30.1 with ddim.
+CONSISTENT = "ddpm"
+
+
+def _plan(request, context, *constraints, known_image=None, steps=20, sampler=None) -> polydiff.Plan:
     _no_prompt(request)
     cond = condition(request.n, known_image, context.device)
     return polydiff.Plan(shape=(2, SIZE, SIZE), cond=cond, constraints=list(constraints), steps=steps,
-                         decode=_decode, info={"task": request.task})
+                         sampler=sampler, decode=_decode, info={"task": request.task})
 
 
 def _decode(x) -> list[np.ndarray]:
@@ -94,7 +102,7 @@ def reconstruct_mri(request, context) -> polydiff.Plan:
                                                      torch.randn(kspace.shape, generator=g)) * mask
     y = _rows(kspace, request, context)
     op = operators.KSpaceConsistency(mask.to(context.device))
-    return _plan(request, context, polydiff.Measurement(op, y, mode="project"), steps=50)
+    return _plan(request, context, polydiff.Measurement(op, y, mode="project"), steps=50, sampler=CONSISTENT)
 
 
 def _kspace(init, o) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,7 +149,7 @@ def reconstruct_ct(request, context) -> polydiff.Plan:
     radon = operators.Radon(SIZE, angles, device=context.device)
     y = _rows(sinogram, request, context)
     return _plan(request, context, polydiff.Measurement(operators.SinogramConsistency(radon), y, mode="project"),
-                 steps=50)
+                 steps=50, sampler=CONSISTENT)
 
 
 class _NoisyImage(polydiff.FromNoisy):
@@ -160,12 +168,23 @@ def enhance(request, context) -> polydiff.Plan:
         low, _ = read_slice_any(request.init, o["slice"])
         op = operators.DownsampleConsistency(SIZE // low.shape[-1])
         return _plan(request, context, polydiff.Measurement(op, _rows(low, request, context), mode="project"),
-                     steps=30)
+                     steps=50, sampler=CONSISTENT)
     noisy, _ = read_slice(request.init, "init", o["slice"])
+    if o["mode"] == "contrast":
+        noisy = stretch(noisy)
     level = o["noise_level"] or max(estimate_noise(noisy), MIN_NOISE)
     start = _NoisyImage(to_model(_rows(noisy, request, context).cpu()).to(context.device), 2 * level,
                         context.model().schedule)
     return _plan(request, context, start)
+
+
+def stretch(image: torch.Tensor) -> torch.Tensor:
+    """A linear window from the background (the 5th percentile: every slice has air around
+    the head) to the 99.5th percentile, mapped to [0, 1] (not clipped: noise stays Gaussian)."""
+    lo, hi = torch.quantile(image.flatten(), torch.tensor([0.05, 0.995])).tolist()
+    if hi - lo < 1e-3:
+        raise polydiff.InvalidInputError("init: the slice is flat; there is no contrast to enhance")
+    return (image - lo) / (hi - lo)
 
 
 def estimate_noise(image: torch.Tensor) -> float:
@@ -209,7 +228,8 @@ TASKS = [
     polydiff.Task("segment", "lesion mask of --init; -n N samples give probability and uncertainty maps",
                   segment, options=SegmentOptions, needs=("init",),
                   example=lambda: {"init": _example_slice(), "n": 2, "steps": 4}),
-    polydiff.Task("enhance", "denoise --init (noise level given or estimated), or super-resolve a 16x16/32x32 "
-                  "--init to 64x64", enhance, options=EnhanceOptions, needs=("init",),
+    polydiff.Task("enhance", "--mode denoise (noise level given or estimated), super-resolution (a 16x16/32x32 "
+                  "--init to 64x64) or contrast (stretch a dull slice, removing the noise it amplifies)", enhance,
+                  options=EnhanceOptions, needs=("init",),
                   example=lambda: {"init": _example_slice(), "steps": 4}),
 ]
