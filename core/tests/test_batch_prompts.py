@@ -171,3 +171,25 @@ def test_a_marker_that_is_not_a_record_means_the_line_is_made_again(tmp_path):
     run = batch(tmp_path, "north\n")
     assert run.exit_code == 0, run.output
     assert json.loads((out / "00000" / ".done").read_text())["request"]["prompt"] == "north"
+
+
+def test_a_batch_refuses_a_folder_of_something_else_and_a_file(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    run = batch(tmp_path, PROMPTS, out="mine")
+    assert run.exit_code == 1 and "holds no polydiff batch" in run.output
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    (tmp_path / "file").write_text("x")
+    run = batch(tmp_path, PROMPTS, out="file")
+    assert run.exit_code == 1 and "is a file, not a folder" in run.output
+
+
+def test_a_batch_without_out_gets_a_new_folder_and_resumes_in_a_named_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.txt").write_text(PROMPTS)
+    for _ in range(2):
+        run = CliRunner().invoke(cli, ["generate", "points2d", "--prompts", "p.txt", "--steps", "2", "--quiet"])
+        assert run.exit_code == 0, run.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["points2d-batch-0001", "points2d-batch-0002"]
+    again = batch(tmp_path, PROMPTS, out="out/points2d-batch-0001")  # a batch folder is reused to resume
+    assert again.exit_code == 0, again.output
