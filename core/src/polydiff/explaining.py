@@ -39,7 +39,8 @@ def explain(modality: str, out="out", *, prompt: str | None = None, seed: int = 
     if mod.picture is None:
         raise InvalidInputError(f"{modality}: this modality draws no pictures (Modality.picture), so it cannot be explained")
     task = mod.task("generate")
-    example = {k: v for k, v in (task.example_arguments() or {}).items() if k != "steps"}  # a check's few steps
+    # the example minus its few steps (a check's) and its n (the picture says how many it shows)
+    example = {k: v for k, v in (task.example_arguments() or {}).items() if k not in ("steps", "n")}
     args = {**example, **({"prompt": prompt} if prompt is not None else {}), **({"steps": steps} if steps else {})}
     request = GenerateRequest.build(modality=modality, n=mod.picture_samples, seed=seed, device=device, **args)
     context = Context(request)

@@ -85,7 +85,7 @@ class SamplingRun:
 
     def __init__(self, context: Context, plan) -> None:
         from .denoisers import as_denoiser, guided
-        from .loop import DEFAULTS
+        from .loop import DEFAULTS, _check_process
 
         request = context.request
         self.loaded = loaded = context.model()
@@ -94,6 +94,8 @@ class SamplingRun:
                                plan.cond, plan.uncond, self.guidance)
         default_sampler, default_spacing = DEFAULTS[getattr(loaded.schedule, "process", "gaussian")]
         sampler = request.sampler or plan.sampler or default_sampler
+        # a sampler of the other noise process is the mistake to name, before its options
+        _check_process(context.components.samplers.get_named(sampler), loaded.schedule, plan.constraints)
         self.options = dict(
             sampler=sampler, spacing=request.spacing or default_spacing, steps=request.steps or plan.steps,
             schedule=loaded.schedule, seed=request.seed, constraints=plan.constraints, device=context.device,

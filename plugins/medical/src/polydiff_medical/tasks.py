@@ -33,7 +33,8 @@ class MRIOptions(SliceOption):
 
 class CTOptions(SliceOption):
     views: int = Field(18, ge=1, le=720, description="projection angles over 180 degrees when simulating")
-    angles: list[float] | None = Field(None, description="angles in degrees of a sinogram --init's rows")
+    angles: list[float] | None = Field(None, description="angles in degrees of a sinogram --init's rows (a "
+                                       "64x64 --init is read as an image unless --angles is given)")
     noise: float = Field(0.0, ge=0.0, le=10.0, allow_inf_nan=False, description="sinogram noise std to simulate")
 
 

@@ -37,24 +37,6 @@ class EditOptions(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=5.0, description="divides the logits; 0: the most probable token")
 
 
-class Temperature(polydiff.Constraint):
-    """Divides the denoiser's logits by ``temperature`` (0: the most probable token, as a
-    sharp softmax): every masked sampler's draw then follows the tempered law."""
-
-    processes = ("masked",)
-
-    def __init__(self, temperature: float):
-        self.scale = 1e4 if temperature == 0 else 1.0 / temperature
-
-    def start(self, z, grid) -> torch.Tensor:
-        return z
-
-    def wrap(self, model, grid, noise) -> Callable:
-        if self.scale == 1.0:
-            return model
-        return lambda x, t: model(x, t) * self.scale
-
-
 class Probe(polydiff.Constraint):
     """Records the denoiser's log-probabilities at one position, over ``choices``, at the last
     call (the sentiment task's label slot; every other token is known, so each call agrees)."""
@@ -103,9 +85,10 @@ def text_ids(value, field: str = "init", masks: bool = False) -> list[int]:
 def _plan(request, context, known: list[int] | None = None, extra: tuple = (), decode=None,
           guidance: float = DEFAULT_GUIDANCE) -> polydiff.Plan:
     """The shared plan: the condition (the prompt's, or the empty prompt's), the kept tokens
-    (``known``: LENGTH ids with -1 where sampled), the temperature, and the decoding."""
+    (``known``: LENGTH ids with -1 where sampled), the decoding, and the temperature, which
+    every masked sampler takes (0: the most probable token, without a random draw)."""
     cond, uncond = context.condition(TEXT_ENCODER, [request.prompt or ""] * request.n, max_tokens=1)
-    constraints = [*extra, Temperature(request.options["temperature"])]  # a probe sees the raw logits
+    constraints = list(extra)
     if known is not None:
         row = torch.tensor(known, device=context.device)
         keep = (row >= 0)[None].expand(request.n, -1)
@@ -114,7 +97,8 @@ def _plan(request, context, known: list[int] | None = None, extra: tuple = (), d
         uncond, guidance = None, 1.0
     return polydiff.Plan(shape=(LENGTH,), cond=cond, uncond=uncond, constraints=constraints,
                          guidance=guidance, decode=decode or partial(_decode, request.task),
-                         steps=STEPS[request.task], info={"task": request.task})
+                         steps=STEPS[request.task], info={"task": request.task},
+                         sampler_options={"temperature": request.options["temperature"]})
 
 
 def split_sequence(row: list[int]) -> tuple[list[int], list[int]]:
