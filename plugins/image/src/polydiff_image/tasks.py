@@ -21,8 +21,12 @@ class InpaintOptions(BaseModel):
     resample: int = Field(3, ge=1, le=20, description="RePaint resampling count")
 
 
+# The default strength, measured (24 shapes, each img2img'd to another colour with a prompt of
+# colour and shape only, "a blue circle"; the shipped checker reads the result): at 0.6 the
+# colour changed 15/24 and shape, size and position were kept 16/24; 0.7: 20/24, 17/24;
+# 0.8: 23/24, 17/24; 0.9: 24/24, 13/24. 0.8 changes what is asked and keeps the most.
 class Img2ImgOptions(BaseModel):
-    strength: float = Field(0.6, gt=0.0, le=1.0, description="SDEdit strength: how much to change")
+    strength: float = Field(0.8, gt=0.0, le=1.0, description="SDEdit strength: how much to change")
 
 
 class DenoiseOptions(BaseModel):
