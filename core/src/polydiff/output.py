@@ -146,7 +146,14 @@ def _reason(exc: OSError) -> str:
 
 
 def current_umask() -> int:
-    """The process umask (reading it means setting it, so it is set back at once)."""
+    """The process umask. Linux reports it in /proc without changing it; elsewhere reading it
+    means setting it (briefly 0 for every thread, e.g. a server's), so that is the fallback."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -51,12 +51,13 @@ def recorded(metadata_path) -> dict:
     return dict(meta, folder=str(path.parent))
 
 
-def regenerate(metadata_path, **overrides) -> "Result":
+def regenerate(metadata, **overrides) -> "Result":
     """``generate`` again with the recorded request (``overrides`` such as ``device`` replace
-    fields); raises before any work if an input file is missing or changed."""
+    fields); raises before any work if an input file is missing or changed. ``metadata`` is a
+    ``metadata.json`` path (or its folder), or what ``recorded`` returned for one."""
     from .generation import generate
 
-    meta = recorded(metadata_path)
+    meta = metadata if isinstance(metadata, dict) else recorded(metadata)
     fields = dict(meta["request"], **overrides)
     options = fields.pop("options", None) or {}
     return generate(fields.pop("modality"), fields.pop("prompt", None), **fields, **options)

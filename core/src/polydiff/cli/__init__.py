@@ -158,7 +158,7 @@ def regenerate(metadata, out, overwrite, device, quiet) -> None:
     meta = recorded(metadata)
     target = out if out is not None else next_run_folder("out", meta["request"]["modality"])
     with OutputFolder(target, overwrite) as folder:
-        result = run(metadata, progress=not quiet, **({"device": device} if device else {}))
+        result = run(meta, progress=not quiet, **({"device": device} if device else {}))
         for path in folder.write(result):
             click.echo(str(path))
     files = meta.get("files") or []

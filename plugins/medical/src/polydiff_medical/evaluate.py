@@ -124,7 +124,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 def segmentation(images: np.ndarray, masks: np.ndarray, steps, samples: int = 8) -> dict:
     from skimage.filters import threshold_otsu
 
-    ours, otsu, errors, spread = [], [], [], []
+    ours, otsu, errors, minorities = [], [], [], []
     for i, (im, truth) in enumerate(zip(images, masks)):
         head = im > 0.05
         otsu.append(dice((im > threshold_otsu(im[head])) & head, truth))
@@ -135,8 +135,8 @@ def segmentation(images: np.ndarray, masks: np.ndarray, steps, samples: int = 8)
         ours.append(dice(majority, truth))
         errors.append((majority != truth.astype(bool)).ravel())
         votes = sampled.sum(0)
-        spread.append(np.minimum(votes, samples - votes).ravel())
-    errors, minority = np.concatenate(errors), np.concatenate(spread)
+        minorities.append(np.minimum(votes, samples - votes).ravel())
+    errors, minority = np.concatenate(errors), np.concatenate(minorities)
     calibration = []
     for m in range(samples // 2 + 1):   # pixels where m of the samples disagree with the majority
         pick = minority == m

@@ -124,18 +124,22 @@ def window(array: np.ndarray) -> tuple[float, float]:
 
 def read_slice(value, field: str, slice_index: int | None = None) -> tuple[torch.Tensor, dict]:
     """A SIZE x SIZE slice as float [H, W] in [0, 1], and its source (with the window)."""
-    array, source = read_array(value, field, slice_index)
+    return unit_slice(*read_array(value, field, slice_index), field)
+
+
+def unit_slice(array: np.ndarray, source: dict, field: str, shapes=((SIZE, SIZE),),
+               expect: str = f"slices must be {SIZE}x{SIZE} (the model's size)") -> tuple[torch.Tensor, dict]:
+    """An array already read, checked (real, finite, one of ``shapes``) and windowed to [0, 1]."""
     if np.iscomplexobj(array):
         raise polydiff.InvalidInputError(f"{field}: complex values; k-space goes to reconstruct-mri")
     array = array.astype(np.float32)
     if not np.isfinite(array).all():
         raise polydiff.InvalidInputError(f"{field}: holds NaN or infinite values")
-    if array.shape != (SIZE, SIZE):
-        raise polydiff.InvalidInputError(f"{field}: slices must be {SIZE}x{SIZE} (the model's size), got "
-                                         f"{array.shape[0]}x{array.shape[1]}; resample it first")
+    if array.shape not in shapes:
+        raise polydiff.InvalidInputError(f"{field}: {expect}, got {array.shape[0]}x{array.shape[1]}; "
+                                         "resample it first")
     lo, hi = window(array)
-    source["window"] = [lo, hi]
-    return torch.from_numpy((array - lo) / (hi - lo)).clamp(0, 1), source
+    return torch.from_numpy((array - lo) / (hi - lo)).clamp(0, 1), dict(source, window=[lo, hi])
 
 
 # -- outputs --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from . import operators
 from .backend import condition, from_model, to_model
 from .data import SIZE
-from .io import read_array, read_slice
+from .io import read_array, read_slice, unit_slice
 
 MIN_NOISE = 0.5 / 255
 
@@ -88,7 +88,7 @@ def segment(request, context) -> polydiff.Plan:
     sampled. ``-n N`` samples N masks of the one image: their mean is the probability map,
     their spread the uncertainty."""
     image, _ = read_slice(request.init, "init", request.options["slice"])
-    known = to_model(_rows(image, request, context).cpu()).to(context.device)
+    known = to_model(image[None].expand(request.n, -1, -1)).to(context.device)
     keep = torch.zeros(1, 2, 1, 1, device=context.device)
     keep[:, 0] = 1
     return _plan(request, context, polydiff.Replacement(known, keep.expand_as(known)), known_image=known[:, 0])
@@ -108,7 +108,7 @@ def reconstruct_mri(request, context) -> polydiff.Plan:
 
 def _kspace(init, o) -> tuple[torch.Tensor, torch.Tensor]:
     """(k-space, sampling mask): measured (a complex .npy with ``sampling``) or simulated."""
-    array, _ = read_array(init, "init", o["slice"])
+    array, source = read_array(init, "init", o["slice"])
     if np.iscomplexobj(array):
         if o["sampling"] is None:
             raise polydiff.InvalidInputError("sampling: a k-space --init needs --sampling MASK (.npy or PNG)")
@@ -124,16 +124,16 @@ def _kspace(init, o) -> tuple[torch.Tensor, torch.Tensor]:
     if o["sampling"] is not None:
         raise polydiff.InvalidInputError("sampling: only for a k-space --init; an image is undersampled "
                                          "with --acceleration")
-    image, _ = read_slice(init, "init", o["slice"])
+    image, _ = unit_slice(array, source, "init")
     mask = operators.cartesian_mask(SIZE, o["acceleration"], o["centre"], o["mask_seed"])
     return operators.fft2c(image) * mask, mask
 
 
 def reconstruct_ct(request, context) -> polydiff.Plan:
     o = request.options
-    array, _ = read_array(request.init, "init", o["slice"])
+    array, source = read_array(request.init, "init", o["slice"])
     if array.shape == (SIZE, SIZE) and o["angles"] is None:   # an image: simulate its sinogram
-        image, _ = read_slice(request.init, "init", o["slice"])
+        image, _ = unit_slice(array, source, "init")
         angles = operators.angles_for(o["views"])
         sinogram = operators.Radon(SIZE, angles)(image[None].double()).float()[0]
     else:
@@ -166,7 +166,8 @@ class _NoisyImage(polydiff.FromNoisy):
 def enhance(request, context) -> polydiff.Plan:
     o = request.options
     if o["mode"] == "super-resolution":
-        low, _ = read_slice_any(request.init, o["slice"])
+        low, _ = unit_slice(*read_array(request.init, "init", o["slice"]), "init", shapes=((16, 16), (32, 32)),
+                            expect="super-resolution takes a 16x16 or 32x32 slice")
         op = operators.DownsampleConsistency(SIZE // low.shape[-1])
         return _plan(request, context, polydiff.Measurement(op, _rows(low, request, context), mode="project"),
                      steps=50, sampler=CONSISTENT)
@@ -193,18 +194,6 @@ def estimate_noise(image: torch.Tensor) -> float:
     from skimage.restoration import estimate_sigma
 
     return float(estimate_sigma(image.numpy()))
-
-
-def read_slice_any(value, slice_index) -> tuple[torch.Tensor, dict]:
-    """A low-resolution slice (16x16 or 32x32) for super-resolution, in [0, 1]."""
-    array, source = read_array(value, "init", slice_index)
-    if array.shape not in ((16, 16), (32, 32)):
-        raise polydiff.InvalidInputError(f"init: super-resolution takes a 16x16 or 32x32 slice, got "
-                                         f"{array.shape[0]}x{array.shape[1]}")
-    from .io import window
-
-    lo, hi = window(array.astype(np.float32))
-    return torch.from_numpy((array.astype(np.float32) - lo) / (hi - lo)).clamp(0, 1), source
 
 
 def _example_slice() -> np.ndarray:
