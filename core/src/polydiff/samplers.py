@@ -115,33 +115,44 @@ def euler_ancestral(model, x, grid, noise=None, step=None, eta: float = 1.0) -> 
     return x
 
 
-# -- second order in scaled space ----------------------------------------------------------------
+# -- second order, one step at a time ------------------------------------------------------------
 
 def heun(model, x, grid, noise=None, step=None) -> torch.Tensor:
-    """Heun's method in scaled space (Karras et al. 2022, Alg. 1): an Euler step, then the
-    trapezoid with the slope at its end; the last step, to sigma = 0, is Euler's."""
+    """Heun's method (Karras et al. 2022, Alg. 1) taken in log-SNR: an Euler (DDIM) step, then
+    the step again with x0 along it the straight line between the x0 at its two ends, integrated
+    exactly (the trapezoid rule of the exponential integrator, DPM-Solver-2's Heun form). Why not
+    Karras's scaled-space form: there the end slope ``(x~_s - x0_s) / v_s`` multiplies the change
+    in x0 by ``v_t / v_s``, which blows up on grids with large log-SNR steps (logsnr, karras and
+    uniform spacings near sigma = 0); here every weight lies in [0, 1]. For small steps the two
+    agree to second order. The last step, to sigma = 0, is Euler's (the data prediction)."""
     for i in range(len(grid)):
-        at, st, as_, ss = _levels(grid, i)
+        st, as_, ss = grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
         x0 = model(x, grid.t[i])
-        d = (x - at * x0) / st
-        vt, vs = st / at, ss / as_
-        x_euler = as_ * (x0 + vs * d)
         if ss == 0:
-            x = x_euler
+            x_next = as_ * x0
         else:
-            d2 = (x_euler - as_ * model(x_euler, grid.t[i + 1])) / ss
-            x = as_ * (x0 + vt * d + (vs - vt) * (d + d2) / 2)  # x0 + vt d = x~_t
-        x = after_step(step, grid, i, x, x0)
+            first = [(ss / st, x)]
+            x_euler = _combine(first + [(-as_ * math.expm1(grid.lam[i] - grid.lam[i + 1]), x0)])
+            x0_end = model(x_euler, grid.t[i + 1])
+            x_next = _combine(first + _exp_terms(grid, i, [(grid.lam[i], x0), (grid.lam[i + 1], x0_end)]))
+        x = after_step(step, grid, i, x_next, x0)
     return x
 
 
 # -- multistep in log-SNR (DPM-Solver++, UniPC) --------------------------------------------------
 
+# The largest ratio of sum |w_k| to |sum w_k| a multistep step may have: 44/12 for third order
+# on an evenly spaced grid (Adams-Bashforth's 23/12, -16/12, 5/12), so even grids keep full order.
+AMPLIFICATION = 4.0
+
+
 def dpmpp_2m_sde(model, x, grid, noise=None, step=None, eta: float = 1.0) -> torch.Tensor:
     """DPM-Solver++(2M) and its SDE variant (Lu et al. 2022, Alg. 2; k-diffusion's midpoint form):
     ``x_s = (ss/st) e^{-eta h} x + as_ (1 - e^{-(1 + eta) h}) D + ss sqrt(1 - e^{-2 eta h}) z``,
     ``D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev`` with ``r = h_prev / h``; D = x0 on the first step,
-    and the last, to sigma = 0, is the data prediction itself. eta = 0 is ``dpmpp_2m``."""
+    and the last, to sigma = 0, is the data prediction itself. Where the step before was much
+    shorter (``1 + 1/r > AMPLIFICATION``) the step is first order, as on the first step, since
+    the extrapolation would multiply x0's error. eta = 0 is ``dpmpp_2m``."""
     noise = _seeded(noise, x) if eta > 0 else noise
     prev = None  # (h, x0) of the step before
     for i in range(len(grid)):
@@ -152,10 +163,10 @@ def dpmpp_2m_sde(model, x, grid, noise=None, step=None, eta: float = 1.0) -> tor
             x = as_ * x0
         else:
             cx, c = ss / st * math.exp(-eta * h), -as_ * math.expm1(-(1 + eta) * h)
-            if prev is None:
-                x = _combine([(cx, x), (c, x0)])
+            r = prev[0] / h if prev is not None else 0.0
+            if r * (AMPLIFICATION - 1) < 1:  # first step, or D's weights would sum to more than
+                x = _combine([(cx, x), (c, x0)])  # AMPLIFICATION in size: first order (see there)
             else:
-                r = prev[0] / h
                 x = _combine([(cx, x), (c * (1 + 1 / (2 * r)), x0), (-c / (2 * r), prev[1])])
             if eta > 0:
                 x = x + ss * math.sqrt(-math.expm1(-2 * eta * h)) * noise(x)
@@ -197,23 +208,35 @@ def _exp_terms(grid, i, points):
     return terms
 
 
+def _stable_terms(grid, i, points):
+    """``_exp_terms`` through as many of ``points`` (newest first) as keep the step stable: the
+    order drops while the polynomial's weights would amplify x0's errors more than third order
+    on an even grid does. On uneven grids (e.g. even in t, where late log-SNR steps are many
+    times the earlier ones) extrapolating a quadratic to the far end multiplies the error."""
+    for n in range(len(points), 0, -1):
+        terms = _exp_terms(grid, i, points[:n])
+        if n == 1 or sum(abs(w) for w, _ in terms) <= AMPLIFICATION * abs(sum(w for w, _ in terms)):
+            return terms
+
+
 def _exp_multistep(model, x, grid, step, corrector):
     """Predictor: x0 along step i is the polynomial through the last three x0 (fewer while
-    warming up), extrapolated; the last step, to sigma = 0, is the data prediction itself.
-    Corrector: once x0 is known at the end of step i - 1, that step is integrated again through
-    it and the two x0 before it (now an interpolation) and the difference added to the state."""
-    past = []  # (lam, x0) of the last evaluations, newest first: all the state there is
+    warming up, or where that would be unstable), extrapolated; the last step, to sigma = 0, is
+    the data prediction itself. Corrector: once x0 is known at the end of step i - 1, that step
+    is integrated again through it and the x0 before it (now an interpolation) and the
+    difference from the predictor's terms added to the state."""
+    past, predicted = [], None  # (lam, x0) of the last evaluations, newest first; last step's terms
     for i in range(len(grid)):
         x0 = model(x, grid.t[i])
-        if corrector and past:
-            corrected = _exp_terms(grid, i - 1, [past[0], (grid.lam[i], x0)] + past[1:2])
-            predicted = _exp_terms(grid, i - 1, past)
+        if corrector and predicted is not None:
+            corrected = _stable_terms(grid, i - 1, [past[0], (grid.lam[i], x0)] + past[1:2])
             x = x + _combine(corrected + [(-w, v) for w, v in predicted])
         past = [(grid.lam[i], x0)] + past[:2]
         if grid.sigma[i + 1] == 0:
             x = grid.alpha[i + 1] * x0
         else:
-            x = _combine([(grid.sigma[i + 1] / grid.sigma[i], x)] + _exp_terms(grid, i, past))
+            predicted = _stable_terms(grid, i, past)
+            x = _combine([(grid.sigma[i + 1] / grid.sigma[i], x)] + predicted)
         x = after_step(step, grid, i, x, x0)
     return x
 

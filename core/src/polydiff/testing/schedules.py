@@ -55,7 +55,8 @@ def check_schedule(schedule, *, terminal_logsnr: float = -2.0) -> str:
 @single_thread
 def check_spacing(spacing, schedules=None) -> str:
     """For every schedule (default: all registered), 1 to 100 steps, from t_max or from half of
-    it: ``steps + 1`` strictly decreasing times from the start to 0, and a grid of ``steps``
+    it: ``steps + 1`` strictly decreasing times from the start (or below it, for a spacing
+    made with ``starts_at_t_start=False``) to 0, and a grid of ``steps``
     steps ending at sigma = 0."""
     from ..loop import build_grid
     from ..spacing import Spacing
@@ -74,9 +75,10 @@ def check_spacing(spacing, schedules=None) -> str:
                 if len(times) != steps + 1:
                     fail(f"{where}: {len(times)} times, expected {steps + 1}")
                 start = sch.t_max if t_start is None else t_start
-                if times[0] != start or times[-1] != 0.0:
-                    fail(f"{where}: times run {times[0]!r} -> {times[-1]!r}, expected exactly "
-                         f"{start!r} -> 0.0")
+                first_ok = times[0] == start if sp.starts_at_t_start else 0.0 < times[0] <= start
+                if not first_ok or times[-1] != 0.0:
+                    fail(f"{where}: times run {times[0]!r} -> {times[-1]!r}, expected "
+                         + (f"exactly {start!r}" if sp.starts_at_t_start else f"at most {start!r}") + " -> 0.0")
                 if not all(b < a for a, b in zip(times, times[1:])):
                     fail(f"{where}: times do not strictly decrease")
                 grid = build_grid(sch, sp, steps)
