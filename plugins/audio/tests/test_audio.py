@@ -244,7 +244,11 @@ def test_training_smoke(tmp_path):
 
 def test_evaluator_quick_run_writes_its_report(tmp_path):
     report = polydiff.evaluate("audio", out=tmp_path, quick=True)
-    assert (tmp_path / "report.json").is_file() and "| pitch within 50 cents" in (tmp_path / "report.md").read_text()
+    text = (tmp_path / "report.md").read_text()
+    assert (tmp_path / "report.json").is_file() and "| note pitch: one note" in text and "paraphrased prompts" in text
+    for name in ("caption", "paraphrase"):     # each set judged on every figure it asks
+        figures = report["adherence"][name]["checker"]
+        assert figures["pitch"]["all"][1] >= 1 and figures["quality"]["all"][1] >= 1 and figures["octave"]["all"][1] >= 1
     rt = report["round_trip"]
     assert rt["pitch"] == rt["quality"] == 1.0 and rt["spectral_convergence"] < 0.5   # the representation's ceiling
     for task in ("continue", "edit", "edit_same_prompt"):

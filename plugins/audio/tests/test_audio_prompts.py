@@ -11,6 +11,7 @@ PHRASINGS = [  # phrase -> pitch classes
     ("C sharp", [Cs]),
     ("c sharp on a bell", [Cs]),
     ("E flat", [Ds]),
+    ("C sharp 3 on a bell", [Cs]),
     ("B flat", [As]),
     ("b flat", [As]),
     ("A flat", [Gs]),
@@ -25,6 +26,7 @@ PHRASINGS = [  # phrase -> pitch classes
     ("E♭ major chord", [Ds, G, As]),
     ("E flat major chord", [Ds, G, As]),
     ("B♭3", [As]),
+    ("G# 5 on a bell", [Gs]),
     ("e minor chord on square", [E, G, B]),
     ("an A minor chord", [A, C, E]),
     ("A minor", [A, C, E]),
@@ -47,6 +49,9 @@ CANONICAL = [  # phrase -> what the text encoder reads
     ("I'd like to hear a bell playing an E flat major chord", "a bell playing a D# major chord"),
     ("middle C on an organ", "an organ playing C4"),
     ("C sharp", "a C#4 note"),
+    ("C sharp 3 on a bell", "a bell playing C#3"),
+    ("E flat 5", "a D#5 note"),
+    ("square wave, note B♭ 3", "a square playing A#3"),
     ("a minor triad on D", "a D minor chord"),
     ("descending B flat minor arpeggio, square wave", "a falling A# minor arpeggio on square"),
     ("D minor arpeggio played by plucked strings", "a rising D minor arpeggio on plucked string"),
@@ -78,3 +83,14 @@ def test_every_training_caption_is_its_own_canonical_caption():
     """The model was trained on these exact words: the reader must not change any of them."""
     captions = data.all_captions()
     assert [score.canonical(c) for c in captions] == captions
+
+
+def test_the_evaluators_paraphrases_are_read_as_what_they_ask():
+    from polydiff_audio import paraphrase
+
+    rng = np.random.default_rng(1)
+    for i in range(150):
+        prompt, attrs = paraphrase.example(rng, data.KINDS[i % 3])
+        assert prompt not in data.all_captions()
+        found = score.read(prompt)
+        assert {k: found[k] for k in attrs} == attrs, prompt

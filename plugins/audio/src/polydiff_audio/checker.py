@@ -123,37 +123,10 @@ def fundamental(wave, sr: int = SAMPLE_RATE) -> float | None:
 
 
 def note_ok(wave, note, tolerance_cents: float = 50.0) -> bool:
-    """Whether the clip's detected fundamental is within tolerance of the note."""
+    """Whether the clip is one note (``one_note``) whose fundamental is within tolerance of
+    ``note``: a chord whose lowest tone is the note is not that note."""
     f = fundamental(wave)
-    return f is not None and abs(cents(f, frequency(note))) <= tolerance_cents
-
-
-def _chord(spec: _Spectrum):
-    best, found = -1.0, None
-    for root in range(48, 72):
-        for quality, third in (("major", 4), ("minor", 3)):
-            s = sum(spec.near(frequency(root + i)) for i in (0, third, 7))
-            if s > best:
-                best, found = s, (NOTE_NAMES[root % 12], quality)
-    return found
-
-
-def chord(wave, sr: int = SAMPLE_RATE) -> tuple[str, str] | None:
-    """(root name, "major" | "minor") of a root-position triad or its arpeggio, or None.
-
-    Every triad with its root in C3..B4 is scored by the levels at its three fundamentals;
-    a wrong quality misses its third, and harmonics (octaves, twelfths) of the true chord are
-    quieter than its fundamentals, so the true triad scores highest. (Reading the octave
-    wrong would still give the right root name and quality.)
-    """
-    spec = _spectrum(wave, sr)
-    return None if spec is None else _chord(spec)
-
-
-def chord_quality(wave, sr: int = SAMPLE_RATE) -> str | None:
-    """"major" or "minor" for a chord or an arpeggio (None for silence)."""
-    found = chord(wave, sr)
-    return found[1] if found else None
+    return f is not None and abs(cents(f, frequency(note))) <= tolerance_cents and one_note(wave)
 
 
 _FRAME, _HOP, _PAD = 4096, 1024, 8192
@@ -221,6 +194,53 @@ def _partials(mag: np.ndarray, hiss: np.ndarray, hz: float):
     return (fcum[hi_j] - fcum[lo_j]) / np.maximum(energy, 1e-30) * hz, energy
 
 
+def _walk(freqs: np.ndarray, energy: np.ndarray) -> list[tuple[float, float, str, int]]:
+    """(frequency, energy, label, owner) of one frame's partials, walked upwards: a peak that no
+    earlier fundamental explains becomes a fundamental (if loud enough and low enough), otherwise
+    it is labelled by how it relates to one (even or odd harmonic, or a bell's inharmonic
+    partial); "both" when two relations explain it. ``owner`` is the index of the partial of
+    the fundamental it belongs to (its own for a fundamental, -1 for "other" and "both")."""
+    loudest, funds, out = energy.max(), [], []
+    for i, (f, e) in enumerate(zip(freqs, energy)):
+        labels = {}
+        for j, q in funds:
+            r = f / q
+            k = round(r)
+            if k >= 2 and abs(1200 * np.log2(r / k)) < _TOL:
+                labels.setdefault("even" if k % 2 == 0 else "odd", j)
+            if any(abs(1200 * np.log2(r / ratio)) < _TOL for ratio in _BELL_RATIOS):
+                labels.setdefault("bell", j)
+        if not labels:
+            if e > loudest * 10 ** (-2.5) and f < F_HI * 1.1:
+                funds.append((i, f))
+                out.append((f, e, "fund", i))
+            else:
+                out.append((f, e, "other", -1))
+        elif len(labels) == 1:
+            (label, owner), = labels.items()
+            out.append((f, e, label, owner))
+        else:
+            out.append((f, e, "both", -1))
+    return out
+
+
+def _loud_partials(x: np.ndarray, sr: int):
+    """The partials (``_partials``) of each frame whose tonal level is within 25 dB of the
+    loudest frame's, and the share of those frames' 100 Hz - 7.8 kHz energy the partials hold
+    (near 1 for clean notes; low for noise and for a smear, whose energy lies between peaks)."""
+    mag, hz = _frames(x, sr)
+    total_db = 10 * np.log10((mag**2).sum(axis=1) + 1e-20)
+    frames = np.flatnonzero(total_db > total_db.max() - 50)
+    lo, hi = int(100 / hz), int(7800 / hz)
+    hiss = _hiss_db(20 * np.log10(mag[frames] + 1e-12), lo, hi)
+    partials = [_partials(mag[i], h, hz) for i, h in zip(frames, hiss)]
+    tonal = np.array([10 * np.log10(e.sum() + 1e-30) for _, e in partials])
+    keep = [k for k, (_, e) in enumerate(partials) if len(e) and tonal[k] >= tonal.max() - 25]
+    band = (mag[frames[keep], lo:hi] ** 2).sum()
+    share = sum(partials[k][1].sum() for k in keep) / max(band, 1e-30)
+    return [partials[k] for k in keep], float(share)
+
+
 def features(wave, sr: int = SAMPLE_RATE) -> dict | None:
     """Timbre features that do not need to know the notes (None for silence).
 
@@ -235,34 +255,9 @@ def features(wave, sr: int = SAMPLE_RATE) -> dict | None:
     x = _as_array(wave)
     if _silent(x):
         return None
-    mag, hz = _frames(x, sr)
-    total_db = 10 * np.log10((mag**2).sum(axis=1) + 1e-20)
-    frames = np.flatnonzero(total_db > total_db.max() - 50)
-    lo, hi = int(100 / hz), int(7800 / hz)
-    hiss = _hiss_db(20 * np.log10(mag[frames] + 1e-12), lo, hi)
-    partials = [_partials(mag[i], h, hz) for i, h in zip(frames, hiss)]
-    tonal = np.array([10 * np.log10(e.sum() + 1e-30) for _, e in partials])
     totals = dict(fund=0.0, even=0.0, odd=0.0, bell=0.0, other=0.0, both=0.0)
-    for (freqs, energy), level in zip(partials, tonal):
-        if level < tonal.max() - 25 or len(energy) == 0:
-            continue
-        loudest = energy.max()
-        fundamentals = []
-        for f, e in zip(freqs, energy):
-            labels = set()
-            for q in fundamentals:
-                r = f / q
-                k = round(r)
-                if k >= 2 and abs(1200 * np.log2(r / k)) < _TOL:
-                    labels.add("even" if k % 2 == 0 else "odd")
-                if any(abs(1200 * np.log2(r / ratio)) < _TOL for ratio in _BELL_RATIOS):
-                    labels.add("bell")
-            if not labels:
-                label = "fund" if e > loudest * 10 ** (-2.5) and f < F_HI * 1.1 else "other"
-                if label == "fund":
-                    fundamentals.append(f)
-            else:
-                label = labels.pop() if len(labels) == 1 else "both"
+    for freqs, energy in _loud_partials(x, sr)[0]:
+        for _, e, label, _ in _walk(freqs, energy):
             totals[label] += e
     fund = max(totals.pop("fund"), 1e-20)
     out = {k: float(10 * np.log10(v / fund + 1e-6)) for k, v in totals.items()}
@@ -307,12 +302,99 @@ def instrument(wave, sr: int = SAMPLE_RATE) -> str | None:
     return "square" if f["odd"] > -25 else "sine"
 
 
+def heard(wave, sr: int = SAMPLE_RATE) -> tuple[dict[int, float], float] | None:
+    """The notes a clip plays: ({MIDI note: share of the clip's tonal weight}, tonal share),
+    or None for silence.
+
+    In each loud frame the walked partials (``_walk``) give the fundamentals; a fundamental's
+    weight is its own energy plus that of the harmonics it explains, each frame's weights sum
+    to 1, and the shares are their mean over frames, so a chord's tones (at once) and an
+    arpeggio's (in turn) count alike. The tonal share is ``_loud_partials``'.
+    """
+    x = _as_array(wave)
+    if _silent(x):
+        return None
+    frames, share = _loud_partials(x, sr)
+    loudness = np.array([np.sqrt(e.sum()) for _, e in frames])
+    notes: dict[int, float] = {}
+    for (freqs, energy), frame_weight in zip(frames, loudness / loudness.sum()):
+        walked = _walk(freqs, energy)
+        weight = {}
+        for _, e, _, owner in walked:
+            if owner >= 0:
+                weight[owner] = weight.get(owner, 0.0) + e
+        total = sum(weight.values())
+        for i, w in weight.items():
+            m = int(round(69 + 12 * np.log2(walked[i][0] / 440)))
+            notes[m] = notes.get(m, 0.0) + w / total * frame_weight
+    return notes, share
+
+
+# Measured on real clips, raw and through log-mel and back (benchmarks/audio_checker.py):
+TONAL_MIN = 0.75   # partials' share of the energy (chords >= 0.88; noise, smears <= 0.60)
+TONE_MIN = 0.10    # share each tone of a triad must hold (chords >= 0.17; a dyad's stray third ~0.01)
+OTHER_MAX = 0.25   # share it may leave to other pitch classes (chords <= 0.01; noise >= 0.43)
+NOTE_MIN = 0.75    # share one pitch class must hold for a clip to be one note (notes 1.0; dyads <= 0.65)
+
+
+def _shares(notes: dict[int, float]) -> np.ndarray:
+    out = np.zeros(12)
+    for m, w in notes.items():
+        out[m % 12] += w
+    return out
+
+
+def read_chord(wave, sr: int = SAMPLE_RATE) -> dict | None:
+    """{"chord": bool, "root", "quality", "octave" (the root's lowest octave), "why"} or None for
+    silence. A chord is a clip whose notes (``heard``) are tonal (partials hold TONAL_MIN of the
+    energy), whose three strongest pitch classes form a major or minor triad, each holding
+    TONE_MIN, and which leaves at most OTHER_MAX to other pitch classes. Thresholds sit in the
+    gaps measured on real clips (``calibration``; benchmarks/audio_checker.py)."""
+    found = heard(wave, sr)
+    if found is None:
+        return None
+    notes, tonal = found
+    share = _shares(notes)
+    top = sorted(int(k) for k in np.argsort(-share)[:3])
+    out = {"chord": False, "root": None, "quality": None, "octave": None}
+    if tonal < TONAL_MIN:
+        return {**out, "why": f"not tonal (partials hold {tonal:.0%} of the energy)"}
+    triad = next(((r, q) for r in top for q, third in (("major", 4), ("minor", 3))
+                  if sorted({r, (r + third) % 12, (r + 7) % 12}) == top), None)
+    if triad is None:
+        return {**out, "why": "the strongest three pitch classes are not a triad"}
+    if share[top].min() < TONE_MIN or 1 - share[top].sum() > OTHER_MAX:
+        return {**out, "why": f"tones {np.round(share[top], 2).tolist()}, other {1 - share[top].sum():.2f}"}
+    root, quality = triad
+    lowest = min(m for m, w in notes.items() if m % 12 == root and w >= 0.05 * share[root])
+    return {"chord": True, "root": NOTE_NAMES[root], "quality": quality, "octave": lowest // 12 - 1, "why": ""}
+
+
+def chord(wave, sr: int = SAMPLE_RATE) -> tuple[str, str] | None:
+    """(root name, "major" | "minor") of a root-position triad or its arpeggio, or None for a
+    clip that is not one (a single note, a dyad, noise, a smear) and for silence."""
+    found = read_chord(wave, sr)
+    return (found["root"], found["quality"]) if found and found["chord"] else None
+
+
+def chord_quality(wave, sr: int = SAMPLE_RATE) -> str | None:
+    """"major" or "minor" for a chord or an arpeggio (None for anything else)."""
+    found = chord(wave, sr)
+    return found[1] if found else None
+
+
+def one_note(wave, sr: int = SAMPLE_RATE) -> bool:
+    """Whether one pitch class holds NOTE_MIN of a tonal clip's notes (octaves of it count)."""
+    found = heard(wave, sr)
+    return found is not None and found[1] >= TONAL_MIN and _shares(found[0]).max() >= NOTE_MIN
+
+
 def read_attributes(wave, sr: int = SAMPLE_RATE) -> dict:
-    """pitch_hz (as if one note), root and quality (as if a triad) and instrument of a clip;
-    all None for silence."""
+    """pitch_hz (as if one note), root, quality and octave (None unless a triad) and instrument
+    of a clip; all None for silence."""
     spec = _spectrum(wave, sr)
     if spec is None:
-        return {"pitch_hz": None, "root": None, "quality": None, "instrument": None}
-    root, quality = _chord(spec)
-    return {"pitch_hz": _fundamental(spec), "root": root, "quality": quality,
-            "instrument": instrument(wave, sr)}
+        return {"pitch_hz": None, "root": None, "quality": None, "octave": None, "instrument": None}
+    found = read_chord(wave, sr)
+    return {"pitch_hz": _fundamental(spec), "root": found["root"], "quality": found["quality"],
+            "octave": found["octave"], "instrument": instrument(wave, sr)}

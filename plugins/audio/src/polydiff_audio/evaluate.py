@@ -11,10 +11,13 @@ import numpy as np
 import polydiff
 import torch
 
-from . import checker, data, mel
+from . import checker, data, mel, paraphrase
 from .tasks import EDIT_TAPER, FADE, estimate_noise, subtract_noise
 
 DB = 20 / math.log(10) * mel.SCALE   # model-space units -> dB of magnitude
+FIGURES = ("pitch", "quality", "instrument", "octave")
+LABELS = {"pitch": "note pitch: one note, within 50 cents", "quality": "major/minor: the asked triad (root and quality)",
+          "instrument": "instrument", "octave": "octave followed (prompts that name one)"}
 
 
 def _clip(attrs, seed):
@@ -36,34 +39,105 @@ def _log_spectral_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((x - y) ** 2).mean(0).sqrt().mean())
 
 
-def adherence(prompts: int, seed: int, steps: int) -> dict:
+def caption_set(n: int, seed: int) -> list[tuple[str, dict]]:
+    """n (training caption, attributes): half single notes, half chords and arpeggios."""
     rng = np.random.default_rng(seed)
-    pitch, quality, instrument, misses = [], [], [], []
-    for i in range(prompts):
+    out = []
+    for i in range(n):
         attrs = data.random_attributes(rng)
-        if i % 2 == 0:                      # half the prompts single notes, half chords/arpeggios
-            attrs.update(kind="note", note=str(rng.choice(data.NOTES)), root=None, quality=None,
-                         direction=None, octave=None)
+        if i % 2 == 0:
+            attrs.update(kind="note", note=str(rng.choice(data.NOTES)), root=None, quality=None, direction=None)
         while i % 2 and attrs["kind"] == "note":
             attrs = data.random_attributes(rng)
         prompt = data.caption(**attrs)
-        wave = polydiff.generate("audio", prompt, seed=seed + i, steps=steps).outputs[0]
-        found = checker.read_attributes(wave)
-        ok_inst = found.get("instrument") == attrs["instrument"]
-        instrument.append(ok_inst)
-        if attrs["kind"] == "note":
-            ok = checker.note_ok(wave, attrs["note"])
-            pitch.append(ok)
-        else:
-            ok = checker.chord_quality(wave) == attrs["quality"]
-            quality.append(ok)
-        if not (ok and ok_inst) and len(misses) < 12:
-            misses.append({"prompt": prompt, "read": {k: (round(v, 1) if isinstance(v, float) else v)
-                                                      for k, v in found.items()}})
-    return {"accuracy": {"pitch": float(np.mean(pitch)), "quality": float(np.mean(quality)),
-                         "instrument": float(np.mean(instrument))},
-            "counts": {"notes": len(pitch), "chords_and_arpeggios": len(quality), "prompts": prompts},
-            "misses": misses}
+        out.append((prompt, {**attrs, "octave": int(attrs["note"][-1]) if attrs["kind"] == "note" else None}))
+    return out
+
+
+def paraphrase_set(n: int, seed: int) -> list[tuple[str, dict]]:
+    """n (paraphrase, attributes): half single notes, then chords and arpeggios in turn."""
+    rng = np.random.default_rng(seed)
+    return [paraphrase.example(rng, "note" if i % 2 == 0 else data.KINDS[1 + i // 2 % 2]) for i in range(n)]
+
+
+def played_octave(wave, attrs: dict) -> int | None:
+    """The octave the clip plays in: its fundamental's for a note, its lowest clear note's
+    (a tenth of the clip's tonal weight) for a chord or arpeggio."""
+    if attrs["kind"] == "note":
+        f = checker.fundamental(wave)
+        return None if f is None else int(round(69 + 12 * math.log2(f / 440))) // 12 - 1
+    found = checker.heard(wave)
+    clear = [m for m, w in found[0].items() if w >= 0.1] if found else []
+    return min(clear) // 12 - 1 if clear else None
+
+
+def judge(wave, attrs: dict) -> dict:
+    """Each figure for one clip, True / False, or None where the prompt does not ask it: pitch
+    (one note, within 50 cents; any octave when none was asked), quality (a triad with the
+    asked root and quality), instrument, octave (played in the asked one)."""
+    out = {"instrument": checker.instrument(wave) == attrs["instrument"] if attrs["instrument"] else None,
+           "pitch": None, "quality": None,
+           "octave": played_octave(wave, attrs) == attrs["octave"] if attrs["octave"] else None}
+    if attrs["kind"] == "note":
+        out["pitch"] = checker.note_ok(wave, attrs["note"])
+    else:
+        out["quality"] = checker.chord(wave) == (attrs["root"], attrs["quality"])
+    return out
+
+
+def summarise(rows: list[dict]) -> dict:
+    """{figure: {"all" | octave | "-": [hits, count]}}, by the octave the prompt asked for."""
+    out = {f: {} for f in FIGURES}
+    for row in rows:
+        for f in FIGURES:
+            if row[f] is not None:
+                for key in ("all", str(row["asked_octave"] or "-")):
+                    hit = out[f].setdefault(key, [0, 0])
+                    hit[0], hit[1] = hit[0] + int(row[f]), hit[1] + 1
+    return out
+
+
+def adherence(prompts: int, seed: int, steps: int, judges=None) -> dict:
+    """Both prompt sets generated (sample i from seed + i) and judged by each of ``judges``
+    (name -> judge(wave, attrs); default the checker's ``judge``)."""
+    judges = judges or {"checker": judge}
+    report = {}
+    for name, items in (("caption", caption_set(prompts, seed)), ("paraphrase", paraphrase_set(prompts // 2, seed + 1))):
+        rows = {j: [] for j in judges}
+        misses = []
+        for i, (prompt, attrs) in enumerate(items):
+            wave = polydiff.generate("audio", prompt, seed=seed + i, steps=steps).outputs[0]
+            for j, fn in judges.items():
+                rows[j].append({**fn(wave, attrs), "asked_octave": attrs["octave"]})
+            first = rows[next(iter(judges))][-1]
+            if not all(first[f] in (True, None) for f in FIGURES) and len(misses) < 8:
+                found = checker.read_attributes(wave)
+                misses.append({"prompt": prompt, "read": {k: round(v, 1) if isinstance(v, float) else v
+                                                          for k, v in found.items()}})
+        report[name] = {"prompts": len(items), "misses": misses, **{j: summarise(r) for j, r in rows.items()}}
+    return report
+
+
+def _rate(hits) -> str:
+    return f"{hits[0] / hits[1]:.1%} ({hits[1]})" if hits and hits[1] else "-"
+
+
+def adherence_table(report: dict, judge_name: str = "checker", ceiling: dict | None = None) -> list[str]:
+    """Markdown: each figure on the caption-style and the paraphrased prompts (and the
+    representation's ceiling), then by the octave the prompt asked for ("-": none asked)."""
+    cap, par = report["caption"][judge_name], report["paraphrase"][judge_name]
+    head = " ceiling: real clips through mel + Griffin-Lim |" if ceiling else ""
+    lines = ["| figure (clips) | caption-style prompts | paraphrased prompts |" + head,
+             "|---|---|---|" + ("---|" if ceiling else "")]
+    for f in FIGURES:
+        extra = f" {ceiling[f]:.1%} |" if ceiling and f in ceiling else (" |" if ceiling else "")
+        lines.append(f"| {LABELS[f]} | {_rate(cap[f].get('all'))} | {_rate(par[f].get('all'))} |{extra}")
+    lines += ["", "| asked octave | " + " | ".join(f"{f}: caption / paraphrase" for f in FIGURES) + " |",
+              "|---|" + "---|" * len(FIGURES)]
+    for key in ("3", "4", "5", "-"):
+        cells = [f"{_rate(cap[f].get(key))} / {_rate(par[f].get(key))}" for f in FIGURES]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _kept(out: torch.Tensor, given: torch.Tensor, keep: slice) -> dict:
@@ -147,7 +221,7 @@ def round_trip(clips: int, seed: int) -> dict:
         if attrs["kind"] == "note":
             pitch.append(checker.note_ok(back, attrs["note"]))
         else:
-            quality.append(checker.chord_quality(back) == attrs["quality"])
+            quality.append(checker.chord(back) == (attrs["root"], attrs["quality"]))
     return {"spectral_convergence": float(np.median(sc)), "pitch": float(np.mean(pitch)),
             "quality": float(np.mean(quality)), "instrument": float(np.mean(instrument)), "clips": clips}
 
@@ -159,14 +233,11 @@ def run(out="out/eval/audio", quick: bool = False, seed: int = 1234, steps: int 
               "adherence": adherence(prompts, seed, steps), "joins": joins(clips, seed + 10_000, steps),
               **style_and_denoise(clips, seed + 20_000, steps)}
     report["seconds"] = round(time.perf_counter() - started, 1)
-    acc, rt, j = report["adherence"]["accuracy"], report["round_trip"], report["joins"]
-    counts = report["adherence"]["counts"]
-    lines = [f"# audio evaluation ({prompts} prompts, {clips} clips per editing task, {steps} steps, seed {seed})", "",
-             "| measure | generated | ceiling: real clips through mel + Griffin-Lim |", "|---|---|---|",
-             f"| pitch within 50 cents ({counts['notes']} notes) | {acc['pitch']:.1%} | {rt['pitch']:.1%} |",
-             f"| major/minor ({counts['chords_and_arpeggios']} chords and arpeggios) | {acc['quality']:.1%} | {rt['quality']:.1%} |",
-             f"| instrument | {acc['instrument']:.1%} | {rt['instrument']:.1%} |",
-             f"| spectral convergence of the round trip (median) | | {rt['spectral_convergence']:.3f} |", "",
+    rt, j = report["round_trip"], report["joins"]
+    lines = [f"# audio evaluation ({prompts} caption-style and {prompts // 2} paraphrased prompts, {clips} clips "
+             f"per editing task, {steps} steps, seed {seed})", "",
+             *adherence_table(report["adherence"], ceiling=rt), "",
+             f"Spectral convergence of the round trip (median): {rt['spectral_convergence']:.3f}", "",
              "Joins: the kept audio's largest sample error outside the 16 ms crossfades; the spectral jump "
              "(RMS over mel bands, dB, between frames 32 ms either side) at each join, next to the original "
              "recording's jump at the same place and the generated audio's own jump inside the new span. "

@@ -25,12 +25,13 @@ _LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _THIRD = {"major": 4, "minor": 3}
 _QUALITY = {"major": "major", "maj": "major", "minor": "minor", "min": "minor"}
 _KIND = r"(?:chord|triad|arpeggio|arpeggiated chord|broken chord)s?"
-_NOTE = (r"(?<![\w#])(?P<letter>[A-Ga-g])(?P<acc>[#b]?)(?P<octave>\d?)"
+_NOTE = (r"(?<![\w#])(?P<letter>[A-Ga-g])(?:(?P<acc>[#b])\s?|)(?P<octave>\d?)"
          r"(?:\s*(?P<quality>major|minor|maj|min)(?![a-z])|(?P<note>\s+note))?(?![\w#])")
 _REWRITES = (  # spelled-out forms -> the symbols _NOTE reads, applied in order
     (r"♯", "#"), (r"♭", "b"),
     (r"(?i)\bmiddle\s+c\b", "C4"),
-    (r"(?<![\w#])([A-Gb-g])[\s-]+(sharp|flat)\b", lambda m: m[1].upper() + ("#" if m[2] == "sharp" else "b")),
+    (r"(?<![\w#])([A-Gb-g])[\s-]+(sharp|flat)(?:\s*(\d)(?!\w))?\b",
+     lambda m: m[1].upper() + ("#" if m[2] == "sharp" else "b") + (m[3] or "")),
     # "a minor triad on D" -> "a D minor triad"
     (rf"(?i)\b(major|minor)\s+({_KIND})\s+(?:on|in|of|from|rooted on|built on|starting on)\s+"
      r"(?:the\s+note\s+)?([A-Gb-g][#b]?\d?)(?![\w#])", r"\3 \1 \2"),
@@ -61,7 +62,7 @@ def notes(prompt: str) -> list[dict]:
     "octave": int | None, "quality": "major" | "minor" | None}."""
     out = []
     for m in re.finditer(_NOTE, _normalise(prompt or "")):
-        letter, acc, octave, quality = m["letter"], m["acc"], m["octave"], m["quality"]
+        letter, acc, octave, quality = m["letter"], m["acc"] or "", m["octave"], m["quality"]
         article = m.start() >= 2 and re.search(r"(?i)\ban?\s$", m.string[:m.start()])
         if not (octave or quality or m["note"] and article or acc and (letter.isupper() or acc == "#")):
             continue        # a bare letter: "A bell", "a b c"
@@ -83,7 +84,7 @@ def pitch_classes(prompt: str) -> np.ndarray:
 
 
 def read(prompt: str) -> dict | None:
-    """The attributes of ``data.random_attributes`` (plus "octave" for a chord) when the prompt
+    """The attributes of ``data.random_attributes`` ("octave": the one asked for, or None) when the prompt
     asks for one note, one triad or arpeggio, or only an instrument; None when it is anything
     else (two notes, two instruments, "a minor chord" without a root). A note without an
     octave is taken in octave 4, an arpeggio without a direction as rising."""
@@ -99,7 +100,7 @@ def read(prompt: str) -> dict | None:
         return attrs if instruments and not musical else None
     n = found[0]
     if n["quality"] is None:
-        return {**attrs, "kind": "note", "note": f"{n['name']}{n['octave'] or 4}"}
+        return {**attrs, "kind": "note", "note": f"{n['name']}{n['octave'] or 4}", "octave": n["octave"]}
     kind = "arpeggio" if re.search(r"(?i)arpeggi|broken", text) else "chord"
     return {**attrs, "kind": kind, "root": n["name"], "quality": n["quality"], "octave": n["octave"],
             "direction": (directions or ["rising"])[0] if kind == "arpeggio" else None}
