@@ -320,7 +320,8 @@ def load_trained(folder, build, device="cpu", *, config_model=None) -> LoadedMod
     ``model_config`` is checked first (``check_model_config``): against ``config_model`` (a
     pydantic model; default: ``build.config_model`` if the class declares one), against
     ``build``'s signature, then by building the network on the meta device (no memory) and
-    comparing its parameter count and tensor shapes with the checkpoint's."""
+    comparing its parameter count and tensor shapes with the checkpoint's. Step grids tuned
+    for the model (``step-grids.json`` in the folder, see ``polydiff.tune_steps``) come along."""
     from .contract import LoadedModel
     from .registries import components
 
@@ -334,8 +335,12 @@ def load_trained(folder, build, device="cpu", *, config_model=None) -> LoadedMod
         raise InvalidInputError(f"checkpoint {folder}: model_config does not build this network: "
                                 f"{' '.join(str(exc).split())[:300]}") from None
     net.eval().requires_grad_(False)
+    from .step_grids import read_grids
+
+    where = Path(folder) if Path(folder).is_dir() else Path(folder).parent
     return LoadedModel(net=net, schedule=components().schedules.get_named(config["schedule"]),
-                       prediction=config["prediction"], config=config, mask_id=config.get("mask_id"))
+                       prediction=config["prediction"], config=config, mask_id=config.get("mask_id"),
+                       step_grids=read_grids(where))
 
 
 def check_model_config(build, model_config: dict, tensors: dict | None = None, *, where="checkpoint",

@@ -168,6 +168,7 @@ class LoadedModel:
     prediction: str
     config: dict = field(default_factory=dict)
     mask_id: int | None = None   # the mask token of a masked-process model
+    step_grids: list = field(default_factory=list)  # grids tuned for it (step-grids.json, polydiff.tune_steps)
 
 
 @dataclass

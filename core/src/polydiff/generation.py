@@ -81,7 +81,9 @@ def _encode_rows(name: str, device: str, prompts: list[str], options: dict) -> d
 class SamplingRun:
     """What one request samples with, resolved once for ``generate`` and ``explain`` alike: the
     loaded model, the guided denoiser, and ``sample``'s keyword arguments (``options``). The
-    request's sampler, spacing, steps and guidance win over the plan's and the process's own."""
+    request's sampler, spacing, steps and guidance win over the plan's and the process's own;
+    with no spacing named, a grid tuned for the model at this sampler and step count (its
+    ``step_grids``) wins over the process's spacing, unless a constraint starts the run late."""
 
     def __init__(self, context: Context, plan) -> None:
         from .denoisers import as_denoiser, guided
@@ -96,8 +98,16 @@ class SamplingRun:
         sampler = request.sampler or plan.sampler or default_sampler
         # a sampler of the other noise process is the mistake to name, before its options
         _check_process(context.components.samplers.get_named(sampler), loaded.schedule, plan.constraints)
+        steps = request.steps or plan.steps
+        self.spacing = request.spacing or default_spacing  # the name recorded; options get the times
+        tuned = None
+        if request.spacing is None and not any(c.t_start is not None for c in plan.constraints):
+            from .step_grids import grid_for
+
+            tuned = grid_for(loaded.step_grids, sampler, steps, loaded.schedule.name)
+            self.spacing = "tuned" if tuned else self.spacing
         self.options = dict(
-            sampler=sampler, spacing=request.spacing or default_spacing, steps=request.steps or plan.steps,
+            sampler=sampler, spacing=tuned or self.spacing, steps=steps,
             schedule=loaded.schedule, seed=request.seed, constraints=plan.constraints, device=context.device,
             mask_id=loaded.mask_id, sampler_options=_sampler_options(plan.sampler_options, sampler))
 

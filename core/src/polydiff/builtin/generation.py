@@ -50,12 +50,13 @@ def make_result(request, context, plan, run, x, seconds: float) -> Result:
     outputs = plan.decode(x) if plan.decode else list(x.cpu())
     metadata = {
         "request": describe_request(request),
-        "resolved": {"sampler": opts["sampler"], "spacing": opts["spacing"], "steps": opts["steps"],
+        "resolved": {"sampler": opts["sampler"], "spacing": run.spacing, "steps": opts["steps"],
+                     **({"times": opts["spacing"]} if run.spacing == "tuned" else {}),
                      "guidance": run.guidance,
                      "schedule": loaded.schedule.name, "backend": backend.name,
                      "prediction": loaded.prediction, "device": context.device,
                      **({"sampler_options": plan.sampler_options} if plan.sampler_options else {}),
-                     **_overrides(request, opts, loaded, backend)},
+                     **_overrides(request, opts, loaded, backend, run.spacing)},
         "inputs": describe_inputs(request),
         "checkpoint_sha256": _checkpoint_hash(backend.checkpoint),
         "plugins": _versions(),
@@ -66,11 +67,11 @@ def make_result(request, context, plan, run, x, seconds: float) -> Result:
                   writer=context.modality.write, request=request)
 
 
-def _overrides(request, opts, loaded, backend) -> dict:
+def _overrides(request, opts, loaded, backend, run_spacing) -> dict:
     """``{"overrides": {kind: plugin}}`` when a plugin replaced a component used here."""
     from polydiff.registries import overrides
 
-    found = overrides(modality=request.modality, sampler=opts["sampler"], spacing=opts["spacing"],
+    found = overrides(modality=request.modality, sampler=opts["sampler"], spacing=run_spacing,
                       schedule=loaded.schedule.name, backend=backend.name)
     return {"overrides": found} if found else {}
 

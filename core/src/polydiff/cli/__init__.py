@@ -11,6 +11,7 @@ import click
 
 from ..errors import PolydiffError, one_line
 from .plugins import _table
+from .tune import tune_steps
 
 
 class Group(click.Group):
@@ -293,6 +294,9 @@ def evaluate(modality, out, quick, as_json) -> None:
 
     report = run(modality, out, quick)
     click.echo(json.dumps(report, indent=2) if as_json else report.get("markdown", json.dumps(report, indent=2)))
+
+
+cli.add_command(tune_steps)
 
 
 def _add_plugin_commands():
