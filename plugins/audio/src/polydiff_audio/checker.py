@@ -2,7 +2,9 @@
 
 Everything works on magnitude spectra only (phase is what a mel -> Griffin-Lim round trip
 destroys), looks at partials with a tolerance of a few tens of cents, and compares levels in
-dB, so it survives the smearing that round trip adds.
+dB, so it survives the smearing that round trip adds. It can say no: a clip is a chord only
+when the notes it plays form a triad (``read_chord``), and one note only when one pitch class
+dominates (``one_note``), so single notes, dyads, noise and smears are not scored as chords.
 """
 from __future__ import annotations
 
@@ -308,8 +310,10 @@ def heard(wave, sr: int = SAMPLE_RATE) -> tuple[dict[int, float], float] | None:
 
     In each loud frame the walked partials (``_walk``) give the fundamentals; a fundamental's
     weight is its own energy plus that of the harmonics it explains, each frame's weights sum
-    to 1, and the shares are their mean over frames, so a chord's tones (at once) and an
-    arpeggio's (in turn) count alike. The tonal share is ``_loud_partials``'.
+    to 1, and the shares are their mean over frames weighted by the frame's amplitude, so a
+    chord's tones (at once) and an arpeggio's (in turn) count alike, and a plucked chord's
+    attack counts more than the tail its lowest string rings on alone. The tonal share is
+    ``_loud_partials``'.
     """
     x = _as_array(wave)
     if _silent(x):
