@@ -179,3 +179,16 @@ class DiffusersOracle:
         a, s = diffusers_levels(self.scheduler, i, t)
         x0 = posterior_mean(self.gm, x, a, s)
         return (x - a * x0) / s
+
+
+def diffusers_scheduler_for(cls_name: str, *, beta_schedule: str = "linear", beta_start: float = 1e-4,
+                            beta_end: float = 0.02, trained_betas=None, prediction_type: str = "epsilon",
+                            **config):
+    """``diffusers_scheduler`` on any 1000-step beta schedule: ``beta_schedule`` "linear" or
+    "scaled_linear" (Stable Diffusion's: linear in sqrt(beta)) from beta_start to beta_end, or an
+    explicit ``trained_betas`` table; ``prediction_type`` as the model predicts."""
+    import diffusers
+
+    cls = getattr(diffusers, cls_name)
+    return cls(num_train_timesteps=1000, beta_start=beta_start, beta_end=beta_end, beta_schedule=beta_schedule,
+               trained_betas=trained_betas, prediction_type=prediction_type, **config)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from common import RESULTS
 
-PARTS = ["accuracy.md", "overhead.md", "overhead_cuda.md", "end_to_end.md", "end_to_end_cuda.md",
+PARTS = ["accuracy.md", "sampler_suite.md", "overhead.md", "overhead_cuda.md", "end_to_end.md", "end_to_end_cuda.md",
          "oracle_errors.md", "cli_latency.md", "serve.md"]
 
 
@@ -39,6 +39,31 @@ def targets(folder: Path) -> list[str]:
     return lines
 
 
+def suite_targets(folder: Path) -> list[str]:
+    """Issue 21's accuracy targets on sampler_suite.py's problems: polydiff's best <= 1x diffusers'
+    best at 5 NFE and <= 0.5x at 10 and 20 on every oracle of 16+ dimensions and the image model;
+    the default within 1.2x of polydiff's best (each line names the worst problem)."""
+    path = folder / "sampler_suite.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    lines = []
+    for budget in data["budgets"]:
+        cells = [s for s in data["summary"] if s["budget"] == budget and (
+            s["problem"].startswith("image") or not s["problem"].startswith("2-D") and "UNet" not in s["problem"])]
+        limit = 1.0 if budget == 5 else 0.5
+        for key, what, lim, versus in (("ratio_polydiff_best", "best polydiff", limit, "diffusers' best"),
+                                       ("ratio_default_to_polydiff_best", "default", 1.2, "polydiff's best")):
+            vals = [(s[key] if s[key] is not None else float("inf"), s["problem"]) for s in cells]
+            if not vals:
+                continue
+            worst = max(vals)
+            lines.append(f"| suite, {budget} NFE: {what} endpoint error <= {lim:g} x {versus} on every oracle of "
+                         f"16+ dimensions and the image UNet (worst: {worst[1]}) | {worst[0]:.2f} x | "
+                         f"{'yes' if worst[0] <= lim else '**no**'} |")
+    return lines
+
+
 def main():
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS
     body = [
@@ -46,7 +71,7 @@ def main():
         "Reproduce with `./dev bench` (runs `benchmarks/run.sh`: installs the `bench` extra, then every "
         "part below). Ratios are polydiff / diffusers: below 1 is better for polydiff on every measure "
         "(error, time, memory).\n",
-        "## Targets\n", "\n".join(targets(folder)), "",
+        "## Targets\n", "\n".join(targets(folder) + suite_targets(folder)), "",
     ]
     for part in PARTS:
         path = folder / part

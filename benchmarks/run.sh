@@ -2,6 +2,7 @@
 # polydiff vs diffusers, side by side:   ./dev bench [--quick]
 # Installs the `bench` extra (diffusers, matplotlib) into .venv when missing, then runs
 #   1a accuracy.py     sampler error vs NFE on an exact Gaussian-mixture denoiser (+ accuracy.png)
+#      sampler_suite.py the same at 2-256 dimensions, two discrete schedules, the image and audio UNets
 #   1b overhead.py     per-step wall time of the sampling loop around a near-free denoiser
 #   1c end_to_end.py   the image plugin's UNet: time per image, peak memory, error at equal NFE
 #      oracle_errors.py every registered sampler x spacing on the oracle (polydiff only)
@@ -28,12 +29,14 @@ if [ "${1:-}" = "--quick" ]; then
   OUT=out/bench-quick
   mkdir -p "$OUT"
   "$PY" benchmarks/accuracy.py --quick --out "$OUT"
+  "$PY" benchmarks/sampler_suite.py --quick --out "$OUT"
   "$PY" benchmarks/overhead.py --repeats 3 ${THREADS[@]+"${THREADS[@]}"} --out "$OUT"
   "$PY" benchmarks/end_to_end.py --batch 2 --nfe 10 --repeats 1 --device cpu --out "$OUT"
   "$PY" benchmarks/cli_latency.py --repeats 1 --out "$OUT"
   "$PY" benchmarks/serve.py --quick --out "$OUT"
 else
   "$PY" benchmarks/accuracy.py --out "$OUT"
+  "$PY" benchmarks/sampler_suite.py --out "$OUT"
   "$PY" benchmarks/overhead.py --device cpu ${THREADS[@]+"${THREADS[@]}"} --out "$OUT"
   "$PY" benchmarks/end_to_end.py --device cpu --out "$OUT"
   if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
