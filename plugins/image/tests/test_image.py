@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 from polydiff_image import data
-from polydiff_image.checker import read_attributes
+from polydiff_image.checker import count_shapes, read_attributes
 
 
 def test_captions_cover_the_documented_vocabulary():
@@ -115,6 +115,8 @@ def test_evaluator_quick_run_writes_its_report(tmp_path):
     assert (tmp_path / "report.json").is_file() and "| colour |" in (tmp_path / "report.md").read_text()
     assert set(report["adherence"]["accuracy"]) == {"colour", "shape", "size", "position"}
     assert all(0.0 <= v <= 1.0 for v in report["adherence"]["accuracy"].values())
+    assert set(report["paraphrased"]["accuracy"]) == {"colour", "shape", "size", "position"}
+    assert 0.0 <= report["paraphrased"]["one_shape"] <= 1.0 and "paraphrased" in report["markdown"]
     assert report["editing"]["denoise"]["gain_db"] > 0      # beats the noisy input even in the smoke run
 
 
@@ -124,3 +126,17 @@ def test_denoise_of_a_noiseless_image_runs():
     flat = np.full((32, 32, 3), 0.5, np.float32)
     out = polydiff.generate("image", task="denoise", init=flat, seed=0, steps=2)
     assert out.metadata["resolved"]["steps"] == 2 and torch.isfinite(out.samples).all()
+
+
+def test_checker_counts_one_shape_in_every_rendered_combination():
+    combos = [(c, s, z, p) for c in data.COLOURS for s in data.SHAPES for z in data.SIZES for p in data.POSITIONS]
+    found = [read_attributes(torch.from_numpy(data.render(*k))) for k in combos]
+    assert found == [dict(zip(("colour", "shape", "size", "position"), k)) for k in combos]
+
+
+def test_checker_refuses_two_shapes_and_noise():
+    two = np.maximum(data.render("red", "circle", "small", "left"), data.render("blue", "square", "small", "right"))
+    assert count_shapes(torch.from_numpy(two)) == 2 and read_attributes(torch.from_numpy(two)) is None
+    noise = torch.from_numpy(np.random.default_rng(0).uniform(0, 1, (3, 32, 32)).astype(np.float32))
+    assert read_attributes(noise) is None
+    assert count_shapes(torch.zeros(3, 32, 32)) == 0

@@ -17,13 +17,45 @@ AREA = {
 }
 
 
+SPECK = 3  # solid pixels below which a blob is noise, not a shape
+
+
+def count_shapes(image: torch.Tensor) -> int:
+    """Separate shapes in ``image``: 8-connected blobs of at least SPECK pixels brighter than
+    half the peak (0 when nothing reaches 0.25 or the background is not dark, as in noise), so
+    two shapes, noise or an empty frame fail."""
+    brightness = image.detach().float().cpu().numpy().max(axis=0)
+    if brightness.max() < 0.25 or np.median(brightness) > 0.1 * brightness.max():
+        return 0
+    return sum(size >= SPECK for size in _blob_sizes(brightness > 0.5 * brightness.max()))
+
+
+def _blob_sizes(mask: np.ndarray) -> list[int]:
+    """Pixel counts of the 8-connected blobs of ``mask`` (a flood fill; images are 32x32)."""
+    seen, sizes = np.zeros_like(mask), []
+    for start in zip(*np.nonzero(mask)):
+        if seen[start]:
+            continue
+        seen[start], stack, size = True, [start], 0
+        while stack:
+            y, x = stack.pop()
+            size += 1
+            for ny in range(max(y - 1, 0), min(y + 2, mask.shape[0])):
+                for nx in range(max(x - 1, 0), min(x + 2, mask.shape[1])):
+                    if mask[ny, nx] and not seen[ny, nx]:
+                        seen[ny, nx] = True
+                        stack.append((ny, nx))
+        sizes.append(size)
+    return sizes
+
+
 def read_attributes(image: torch.Tensor) -> dict | None:
     """{"colour", "shape", "size", "position"} of the one shape in ``image`` ([3, H, W] in
-    [0, 1]), or None when nothing stands out from the background."""
+    [0, 1]), or None unless exactly one shape stands out from the background."""
     img = image.detach().float().cpu().numpy()
     brightness = img.max(axis=0)
     solid = brightness > 0.5 * brightness.max()
-    if brightness.max() < 0.25 or solid.sum() < 4:
+    if brightness.max() < 0.25 or solid.sum() < 4 or count_shapes(image) != 1:
         return None
     colour_rgb = (img * solid).sum(axis=(1, 2)) / solid.sum()
     peak = max(colour_rgb.max(), 1e-6)
