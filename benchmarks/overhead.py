@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -67,44 +68,66 @@ def time_diffusers(cls, config, steps, batch, device):
 
 
 def slope(fn, repeats):
-    """(per-step seconds, per-call seconds) from the fastest runs at 10 and 50 steps."""
+    """Per-step and per-call seconds: ``repeats`` pairs of a 10- and a 50-step run, each pair
+    giving one per-step estimate (the slope) and one set-up estimate (the intercept); returns
+    their medians and the per-step spread (min, max) across the pairs, which shows whether the
+    cost is steady from call to call."""
     fn(STEPS[0])  # warm up
     fn(STEPS[1])
-    med = {}
-    for steps in STEPS:
-        med[steps] = min(fn(steps) for _ in range(repeats))
-    per_step = (med[STEPS[1]] - med[STEPS[0]]) / (STEPS[1] - STEPS[0])
-    return per_step, med[STEPS[0]] - STEPS[0] * per_step
+    per_step, per_call = [], []
+    for _ in range(repeats):
+        short, long = fn(STEPS[0]), fn(STEPS[1])
+        step = (long - short) / (STEPS[1] - STEPS[0])
+        per_step.append(step)
+        per_call.append(short - STEPS[0] * step)
+    return statistics.median(per_step), statistics.median(per_call), (min(per_step), max(per_step))
 
 
 def measure(device, repeats):
+    """diffusers first, before any ``polydiff.sample`` call sets polydiff's heap thresholds
+    (process-wide, see polydiff/heap.py), so diffusers runs with malloc as its users have it;
+    then polydiff; then diffusers again at batch 64 under the same thresholds, so the table
+    shows how much of the difference is the allocator."""
     sch = schedule()
-    rows = []
+    rows = {}
+    for pd_name, _spacing, df_label, cls, config in PAIRS:
+        for batch in BATCHES:
+            rows[pd_name, batch] = r = dict(device=device.type, polydiff=pd_name, diffusers=df_label, batch=batch)
+            r["d_step"], r["d_call"], r["d_spread"] = slope(
+                lambda s: time_diffusers(cls, config, s, batch, device), repeats)  # noqa: B023 (called now)
     for pd_name, spacing, df_label, cls, config in PAIRS:
         for batch in BATCHES:
-            p_step, p_call = slope(lambda s: time_polydiff(pd_name, spacing, s, batch, device, sch), repeats)  # noqa: B023 (called now)
-            d_step, d_call = slope(lambda s: time_diffusers(cls, config, s, batch, device), repeats)  # noqa: B023
-            rows.append(dict(device=device.type, polydiff=pd_name, diffusers=df_label, batch=batch,
-                             p_step=p_step, d_step=d_step, p_call=p_call, d_call=d_call))
-            print(f"  {device.type} b={batch} {pd_name}: {p_step * 1e6:.0f} us/step vs {df_label}: "
-                  f"{d_step * 1e6:.0f} us/step", flush=True)
-    return rows
+            r = rows[pd_name, batch]
+            r["p_step"], r["p_call"], r["p_spread"] = slope(
+                lambda s: time_polydiff(pd_name, spacing, s, batch, device, sch), repeats)  # noqa: B023
+            if batch > 1:
+                r["d_heap_step"], _, _ = slope(lambda s: time_diffusers(cls, config, s, batch, device), repeats)  # noqa: B023
+            print(f"  {device.type} b={batch} {pd_name}: {r['p_step'] * 1e6:.0f} us/step vs {df_label}: "
+                  f"{r['d_step'] * 1e6:.0f} us/step", flush=True)
+    return list(rows.values())
+
+
+def _us(v):
+    return f"{v * 1e6:.0f}"
 
 
 def table(rows):
-    out = ["| device | batch | polydiff sampler | diffusers scheduler | polydiff us/step | diffusers us/step "
-           "| ratio | polydiff us/call set-up | diffusers us/call set-up |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| device | batch | polydiff sampler | diffusers scheduler | polydiff us/step (spread) "
+           "| diffusers us/step (spread) | ratio | diffusers us/step, polydiff's heap thresholds "
+           "| polydiff us/call set-up | diffusers us/call set-up |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        out.append(f"| {r['device']} | {r['batch']} | {r['polydiff']} | {r['diffusers']} | {r['p_step'] * 1e6:.0f} "
-                   f"| {r['d_step'] * 1e6:.0f} | **{r['p_step'] / r['d_step']:.2f}** | {r['p_call'] * 1e6:.0f} "
-                   f"| {r['d_call'] * 1e6:.0f} |")
+        ps, ds = r["p_spread"], r["d_spread"]
+        heap = _us(r["d_heap_step"]) if "d_heap_step" in r else "-"
+        out.append(f"| {r['device']} | {r['batch']} | {r['polydiff']} | {r['diffusers']} "
+                   f"| {_us(r['p_step'])} ({_us(ps[0])}-{_us(ps[1])}) | {_us(r['d_step'])} ({_us(ds[0])}-{_us(ds[1])}) "
+                   f"| **{r['p_step'] / r['d_step']:.2f}** | {heap} | {_us(r['p_call'])} | {_us(r['d_call'])} |")
     return "\n".join(out)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="all", help="cpu, cuda or all (cuda only where available)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0: torch's default)")
     parser.add_argument("--out", default=str(RESULTS))
@@ -118,8 +141,11 @@ def main():
     text = (
         "# 1b. Framework overhead per sampling step: polydiff vs diffusers\n\n"
         "Denoiser `x * 0.5` (near free), shape [batch, 3, 32, 32] float32. Per-step time is the slope "
-        f"between {STEPS[0]}- and {STEPS[1]}-step runs (fastest of {args.repeats}); set-up per call "
-        "(grid / set_timesteps, x_T) is the intercept. polydiff: `polydiff.sample` (inference_mode, "
+        f"between {STEPS[0]}- and {STEPS[1]}-step runs, the median of {args.repeats} pairs, with the spread "
+        "(min-max) across the pairs; set-up per call (grid / set_timesteps, x_T) is the intercept. "
+        "diffusers is timed before polydiff first runs (polydiff sets glibc's mmap and trim thresholds "
+        "process-wide at its first `sample`, see `polydiff/heap.py`), and again at batch 64 after, "
+        "under the same thresholds. polydiff: `polydiff.sample` (inference_mode, "
         "NaN bookkeeping on the device, step hooks); diffusers: a pipeline's loop (`scale_model_input`, "
         "model, `scheduler.step`) under no_grad. Ratio = polydiff / diffusers (below 1: polydiff faster).\n\n"
         f"Produced by `benchmarks/overhead.py` in {time.time() - start:.0f} s on {machine()}; "

@@ -8,6 +8,7 @@ import torch
 
 from .contract import StepInfo
 from .errors import InvalidInputError, NonFiniteError
+from .heap import keep_heap
 from .noise import SeededNoise
 from .schedules import Grid, NoiseSchedule
 from .spacing import Spacing, check_times
@@ -101,6 +102,7 @@ def sample(
     step (copies kept on the sampling device).
     """
     shape = _check_shape(shape)
+    keep_heap()
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise InvalidInputError(f"steps must be a positive integer, got {steps!r}")
     schedule = resolve("schedules", schedule or getattr(denoiser, "schedule", None) or DEFAULT_SCHEDULE)

@@ -53,15 +53,15 @@ def _levels(grid, i):
 
 
 def _combine(terms):
-    """sum of coefficient * tensor over ``terms``, one fused multiply-add per tensor after the
-    first; a tensor given twice has its coefficients added first."""
+    """sum of coefficient * tensor over ``terms``: one new tensor, then one in-place fused
+    multiply-add per tensor after the first; a tensor given twice has its coefficients added first."""
     merged = {}
     for c, v in terms:
         merged[id(v)] = (merged.get(id(v), (0.0, v))[0] + c, v)
     (c, v), *rest = merged.values()
     out = v * c
     for c, v in rest:
-        out = out.add(v, alpha=c)
+        out.add_(v, alpha=c)  # in place: out is this call's own tensor, one allocation in all
     return out
 
 

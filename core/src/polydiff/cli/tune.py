@@ -18,11 +18,13 @@ import click
 @click.option("--seed", type=int, default=1000, show_default=True,
               help="first calibration seed (keep it apart from the seeds you judge results on)")
 @click.option("--reference-steps", type=click.IntRange(16, 10000), default=256, show_default=True)
+@click.option("--rounds", type=click.IntRange(1, 10), default=4, show_default=True,
+              help="halvings of the search step (each costs 2 solves per inner time)")
 @click.option("-o", "--out", help="folder for step-grids.json (default: the checkpoint's folder)")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def tune_steps(modality, nfe, prompts, backend, sampler, task, batch, seed, reference_steps, out, device,
-               quiet) -> None:
+def tune_steps(modality, nfe, prompts, backend, sampler, task, batch, seed, reference_steps, rounds, out,
+               device, quiet) -> None:
     """Tune the times a run visits for MODALITY's model at each --nfe, against a fine reference
     solve on a calibration batch, and store them in step-grids.json beside the checkpoint, where
     runs of that sampler and step count find them when no --spacing is given."""
@@ -61,7 +63,7 @@ def tune_steps(modality, nfe, prompts, backend, sampler, task, batch, seed, refe
         found = search(denoiser, (batch, *plan.shape), budget, sampler=run.options["sampler"],
                        schedule=run.options["schedule"], seed=seeds, device=run.options["device"],
                        sampler_options=run.options["sampler_options"], reference_steps=reference_steps,
-                       progress=not quiet)
+                       rounds=rounds, progress=not quiet)
         tuned.append(found)
     path = write_grids(folder, tuned)
     _table([(t.sampler, t.nfe, t.steps, f"{t.start} {t.start_error:.4g}", f"{t.error:.4g}",
