@@ -259,6 +259,15 @@ def test_schedule_checks():
     with pytest.raises(ConformanceError, match="schedule 'backwards': sigma does not strictly increase"):
         kit.check_schedule(Backwards())
 
+    class HalfOverridden(GentleVP):
+        name = "half-overridden"
+
+        def alpha_sigma(self, t):  # sigma from another schedule than alpha
+            return self.alpha(t), polydiff.components().schedules.get_named("vp-cosine").sigma(t)
+
+    with pytest.raises(ConformanceError, match="half-overridden.*alpha_sigma"):
+        kit.check_schedule(HalfOverridden())
+
 
 def test_spacing_checks():
     assert "valid" in kit.check_spacing("karras")

@@ -43,6 +43,10 @@ class NoiseSchedule:
             hi = torch.where(above, hi, mid)
         return (lo + hi) / 2
 
+    def alpha_sigma(self, t) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha(t), sigma(t)); a schedule overrides it where the two share work."""
+        return self.alpha(t), self.sigma(t)
+
     def floats(self, t: float) -> tuple[float, float]:
         """(alpha, sigma) at one time, as Python floats."""
         tt = torch.tensor(float(t), dtype=torch.float64)
@@ -63,6 +67,10 @@ class VPSchedule(NoiseSchedule):
 
     def sigma(self, t) -> torch.Tensor:
         return torch.sqrt(-torch.expm1(self.log_alpha_bar(t)))
+
+    def alpha_sigma(self, t) -> tuple[torch.Tensor, torch.Tensor]:
+        lab = self.log_alpha_bar(t)  # once for both: it is most of a grid's set-up cost
+        return torch.exp(0.5 * lab), torch.sqrt(-torch.expm1(lab))
 
     def lam(self, t) -> torch.Tensor:
         lab = self.log_alpha_bar(t)
@@ -236,7 +244,7 @@ class Grid:
     @classmethod
     def build(cls, schedule: NoiseSchedule, times) -> "Grid":
         t = torch.tensor([float(v) for v in times], dtype=torch.float64)
-        a, s = schedule.alpha(t), schedule.sigma(t)
+        a, s = schedule.alpha_sigma(t)
         lam = [_log_snr(ai, si) for ai, si in zip(a.tolist(), s.tolist())]
         return cls(tuple(t.tolist()), tuple(a.tolist()), tuple(s.tolist()), tuple(lam), schedule)
 

@@ -36,6 +36,9 @@ def check_schedule(schedule, *, terminal_logsnr: float = -2.0) -> str:
         fail(f"{name}: the log-SNR does not strictly decrease with t")
     if not torch.allclose(lam, torch.log(alpha / sigma), atol=1e-9):
         fail(f"{name}: lam(t) is not log(alpha(t) / sigma(t))")
+    pair = sch.alpha_sigma(t)
+    if not (torch.allclose(pair[0], alpha, atol=1e-12) and torch.allclose(pair[1], sigma, atol=1e-12)):
+        fail(f"{name}: alpha_sigma(t) disagrees with (alpha(t), sigma(t)); override both or neither")
     back = sch.t_of_lam(lam)
     if not torch.allclose(back, t, rtol=1e-6, atol=1e-9):
         fail(f"{name}: t_of_lam(lam(t)) is off by up to {(back - t).abs().max().item():.3g}")
