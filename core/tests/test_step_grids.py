@@ -111,5 +111,26 @@ def test_tune_steps_cli_writes_the_grid_and_refuses_a_stochastic_sampler(tmp_pat
     grids = read_grids(tmp_path)
     assert [(g["sampler"], g["steps"]) for g in grids] == [("unipc", 4)]
     assert "tuned error" in out.output and str(tmp_path / FILE) in out.output
+    held = grids[0]["calibration"]["held_out"]  # stored, so it beat the default on seeds 0-7
+    assert held["n"] == 8 and held["error"] < held["default_error"]
     bad = CliRunner().invoke(cli, ["tune-steps", "points2d", "--nfe", "4", "--sampler", "ddpm", "-o", str(tmp_path)])
     assert bad.exit_code == 1 and "stochastic" in bad.output
+
+
+def test_tune_steps_cli_stores_a_grid_only_where_it_wins_on_held_out_seeds(tmp_path, monkeypatch):
+    import polydiff.step_grids as step_grids
+
+    args = ["tune-steps", "points2d", "--nfe", "4", "--batch", "4", "--held-out", "4", "--reference-steps", "32",
+            "--rounds", "1", "--backend", "points2d-mlp", "-o", str(tmp_path), "--quiet"]
+    monkeypatch.setattr(step_grids, "endpoint_errors", lambda *a, **k: {"default": 0.1, "tuned": 0.2})
+    lost = CliRunner().invoke(cli, args)
+    assert lost.exit_code == 0, lost.output
+    assert "loses held out" in lost.output and "nothing stored" in lost.output
+    assert not (tmp_path / FILE).exists()
+    kept = CliRunner().invoke(cli, [*args, "--keep-worse"])
+    assert kept.exit_code == 0, kept.output
+    (grid,) = read_grids(tmp_path)
+    assert grid["calibration"]["held_out"] == {"n": 4, "seed": 0, "default_spacing": "logsnr-window",
+                                               "default_error": 0.1, "error": 0.2}
+    overlap = CliRunner().invoke(cli, [*args, "--seed", "2"])
+    assert overlap.exit_code == 1 and "overlap" in overlap.output

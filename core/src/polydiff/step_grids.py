@@ -55,7 +55,7 @@ def search(denoiser, shape, nfe: int, *, sampler=None, schedule=None, seed: int 
     (use other seeds than those you evaluate on). The reference is a ``reference_steps``-step
     UniPC solve, even in log-SNR, from the same noise. ``rounds`` halvings of the search step
     (0.5 in log-SNR first)."""
-    from .loop import DEFAULTS, resolve, sample
+    from .loop import DEFAULTS, resolve
     from .registries import components
 
     schedule = resolve("schedules", schedule or getattr(denoiser, "schedule", None) or "vp-linear")
@@ -65,16 +65,9 @@ def search(denoiser, shape, nfe: int, *, sampler=None, schedule=None, seed: int 
     if components().samplers.get_named(sampler).stochastic:
         raise InvalidInputError(f"tune-steps: {sampler!r} is stochastic; tune a deterministic sampler")
     steps = steps_for(sampler, nfe, schedule)
-    common = dict(schedule=schedule, seed=seed, cond=cond, constraints=constraints, device=device,
-                  dtype=torch.float64 if _is_oracle(denoiser) else torch.float32)
-    with torch.inference_mode():
-        reference = sample(denoiser, shape, sampler="unipc", spacing="logsnr", steps=reference_steps, **common)
-
-    def error(times) -> float:
-        out = sample(denoiser, shape, sampler=sampler, spacing=times, steps=steps,
-                     sampler_options=sampler_options, **common)
-        return float(((out - reference).double() ** 2).flatten(1).mean(1).sqrt().mean())
-
+    error = _scorer(denoiser, shape, sampler, steps, schedule=schedule, seed=seed, cond=cond,
+                    constraints=constraints, device=device, sampler_options=sampler_options,
+                    reference_steps=reference_steps)
     tried = {}
     for name, spacing in components().spacings.items():
         if spacing.starts_at_t_start:
@@ -104,6 +97,38 @@ def search(denoiser, shape, nfe: int, *, sampler=None, schedule=None, seed: int 
                      start=start, start_error=tried[start][0],
                      calibration={"n": int(shape[0]), "seed": seed, "reference_steps": reference_steps,
                                   "rounds": rounds})
+
+
+def endpoint_errors(denoiser, shape, spacings: dict, sampler: str, steps: int, **options) -> dict[str, float]:
+    """Endpoint error (RMS per value, mean over samples) of each of ``spacings`` (label -> a
+    spacing name or times) against the reference solve, on samples from ``options["seed"]``:
+    the held-out check of a tuned grid against the spacing it would replace."""
+    from .loop import resolve
+
+    options["schedule"] = resolve("schedules", options.get("schedule") or getattr(denoiser, "schedule", None)
+                                  or "vp-linear")
+    error = _scorer(denoiser, shape, sampler, steps, **options)
+    return {label: error(spacing) for label, spacing in spacings.items()}
+
+
+def _scorer(denoiser, shape, sampler, steps, *, schedule, seed, cond=None, constraints=(), device=None,
+            sampler_options=None, reference_steps=256):
+    """error(spacing): the endpoint error of a ``steps``-step run of ``sampler`` against a
+    ``reference_steps``-step UniPC solve, even in log-SNR, from the same noise."""
+    from .loop import sample
+
+    common = dict(schedule=schedule, seed=seed, cond=cond, constraints=constraints, device=device,
+                  dtype=torch.float64 if _is_oracle(denoiser) else torch.float32)
+    with torch.inference_mode():
+        reference = sample(denoiser, shape, sampler="unipc", spacing="logsnr", steps=reference_steps, **common)
+
+    def error(spacing) -> float:
+        with torch.inference_mode():
+            out = sample(denoiser, shape, sampler=sampler, spacing=spacing, steps=steps,
+                         sampler_options=sampler_options, **common)
+        return float(((out - reference).double() ** 2).flatten(1).mean(1).sqrt().mean())
+
+    return error
 
 
 def steps_for(sampler: str, nfe: int, schedule) -> int:
