@@ -11,7 +11,7 @@ from pathlib import Path
 from common import RESULTS
 
 PARTS = ["accuracy.md", "sampler_suite.md", "overhead.md", "overhead_cuda.md", "end_to_end.md", "end_to_end_cuda.md",
-         "oracle_errors.md", "cli_latency.md", "serve.md"]
+         "oracle_errors.md", "cli_latency.md", "serve.md", "diffusers_adapter.md"]
 
 
 def targets(folder: Path) -> list[str]:

@@ -8,6 +8,7 @@
 #      oracle_errors.py every registered sampler x spacing on the oracle (polydiff only)
 #      cli_latency.py   whole `polydiff generate` commands (image, audio), start-up included
 #      serve.py         `polydiff serve`: warm latency, throughput, a load test with a kill and restart
+#      diffusers_adapter.py  the diffusers backend on a tiny SD-shaped folder vs StableDiffusionPipeline
 # and writes benchmarks/results/*.md, *.png and README.md (all tables in one page).
 # --quick: small sizes, a smoke test of the whole pipeline (results in out/bench-quick/).
 # On a machine with CUDA, 1b and 1c also run on the GPU (tables *_cuda.md).
@@ -34,6 +35,7 @@ if [ "${1:-}" = "--quick" ]; then
   "$PY" benchmarks/end_to_end.py --batch 2 --nfe 10 --repeats 1 --device cpu --out "$OUT"
   "$PY" benchmarks/cli_latency.py --repeats 1 --out "$OUT"
   "$PY" benchmarks/serve.py --quick --out "$OUT"
+  "$PY" benchmarks/diffusers_adapter.py --repeats 2 --out "$OUT"
 else
   "$PY" benchmarks/accuracy.py --out "$OUT"
   "$PY" benchmarks/sampler_suite.py --out "$OUT"
@@ -46,5 +48,6 @@ else
   "$PY" benchmarks/oracle_errors.py --out "$OUT/oracle_errors.md"
   "$PY" benchmarks/cli_latency.py --out "$OUT"
   "$PY" benchmarks/serve.py --out "$OUT"
+  "$PY" benchmarks/diffusers_adapter.py --out "$OUT"
 fi
 "$PY" benchmarks/report.py "$OUT"

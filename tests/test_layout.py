@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = sorted(p for p in (REPO / "plugins").iterdir() if (p / "pyproject.toml").is_file())
-PACKAGES = {p.name: next((p / "src").iterdir()) for p in PLUGINS}
+PACKAGES = {p.name: next(d for d in sorted((p / "src").iterdir()) if (d / "__init__.py").is_file()) for p in PLUGINS}
 MODALITY_FILES = ("plugin.py", "data.py", "tasks.py", "backend.py", "io.py")
 
 

@@ -100,3 +100,16 @@ def test_uninstall_never_removes_a_core_dependency():
     for name in ("torch", "numpy", "pluggy", "pydantic"):
         with pytest.raises(InvalidInputError, match="dependencies, not a plugin"):
             uninstall_distribution(name, read_catalogue())
+
+
+def test_a_plugin_named_after_a_library_requires_that_library_by_its_name(tmp_path):
+    path = tmp_path / "registry.toml"
+    path.write_text(GOOD + "\n[plugins.wrapped]\n" + entry(distribution="polydiff-wrapped",
+                                                          requires=["wrapped==1.2", "good"]) + "\n")
+    catalogue = read_catalogue(path)
+    wrapped = catalogue.plugins["wrapped"]
+    assert catalogue.pip_requirements(wrapped) == ["wrapped==1.2"]          # the library, passed to pip
+    assert [p.name for p in catalogue.required_plugins(wrapped)] == ["good"]  # another plugin's name is that plugin
+    path.write_text(GOOD + "\n[plugins.other]\n" + entry(distribution="polydiff-other", requires=["good==1.0"]) + "\n")
+    with pytest.raises(InvalidInputError, match="names the catalogue plugin 'good'"):
+        read_catalogue(path)   # a version on another catalogue plugin is still refused

@@ -406,8 +406,18 @@ def test_image_audio_and_video_require_the_text_plugin():
         assert catalogue.required_plugins(entry) == [text]
         assert catalogue.pip_requirements(entry) == []
         assert [e.name for e in catalogue.install_order(name)] == ["text", name]
-    assert catalogue.dependents("text") == ["audio", "image", "video"] and catalogue.dependents("image") == []
+    # diffusers requires image, so text too: dependents are transitive
+    assert catalogue.dependents("text") == ["audio", "diffusers", "image", "video"]
+    assert catalogue.dependents("image") == ["diffusers"] and catalogue.dependents("video") == []
     assert catalogue.install_order("text") == [text]
+
+
+def test_the_diffusers_plugin_requires_image_and_the_diffusers_library():
+    catalogue = read_catalogue()
+    entry = catalogue.get("diffusers")
+    assert [e.name for e in catalogue.required_plugins(entry)] == ["image"]
+    assert [r.split("==")[0] for r in catalogue.pip_requirements(entry)] == ["diffusers", "transformers", "accelerate"]
+    assert [e.name for e in catalogue.install_order("diffusers")] == ["text", "image", "diffusers"]
 
 
 def test_catalogue_requires_match_the_pyprojects():
@@ -481,7 +491,7 @@ def test_a_required_plugin_missing_from_the_checkout_is_clear(tmp_path):
 @pytest.mark.parametrize("tables, needles", [
     ([entry("a", ["b"]), entry("b", ["polydiff-a"])], ["requires form a cycle: a -> b -> a"]),
     ([entry("a", ["b"]), entry("b", ["c"]), entry("c", ["b"])], ["requires form a cycle: b -> c -> b"]),
-    ([entry("a", ["a"])], ["requires form a cycle: a -> a"]),
+    ([entry("a", ["polydiff-a"])], ["requires form a cycle: a -> a"]),  # by name, "a" is the pip library a
     ([entry("a", ["polydiff-txet"]), entry("text")],
      ["plugin 'a': field 'requires': unknown plugin 'polydiff-txet'; did you mean 'polydiff-text'?",
       "must be a plugin of this catalogue"]),
@@ -514,7 +524,7 @@ def test_cli_install_with_a_broken_catalogue_is_one_line(runner, tmp_path, monke
 def test_uninstall_warns_about_plugins_that_need_it(runner):
     from polydiff.cli.catalogue import installed_version
 
-    needing = [n for n in ("audio", "image", "video") if installed_version(f"polydiff-{n}")]
+    needing = [n for n in ("audio", "diffusers", "image", "video") if installed_version(f"polydiff-{n}")]
     if not needing or not installed_version("polydiff-text"):  # pragma: no cover
         pytest.skip("the text plugin and a plugin that requires it are not both installed")
     result = invoke(runner, "plugins", "uninstall", "text", "--dry-run")

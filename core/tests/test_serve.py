@@ -135,6 +135,7 @@ def test_image_inpaint_from_uploads_multipart_and_base64(client):
     (json.dumps({**POINTS, "options": {"x": 1.0}}).encode(), 400, "x: not an option"),
     (json.dumps({**POINTS, "task": "inpaint", "options": {"x": 1.0}, "init": "/etc/passwd"}).encode(), 400,
      "init:"),
+    (json.dumps({**POINTS, "model": "/etc"}).encode(), 400, "model: the server runs only models its operator named"),
 ])
 def test_bad_requests_get_one_line_and_leave_nothing(client, tmp_path, body, status, words):
     reply = client.post("/v1/jobs", content=body, headers={"content-type": "application/json"})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-from .contract import Backend, Encoder, LoadedModel, Modality, Plan, StepInfo, Task
+from .contract import Backend, Encoder, LoadedModel, Modality, ModelSpace, Plan, StepInfo, Task
 from .errors import InvalidInputError, NonFiniteError, PluginError, PolydiffError, UnknownNameError
 from .hookspecs import hookimpl
 
@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     # maths
-    "NoiseSchedule": "schedules", "VPSchedule": "schedules", "Grid": "schedules", "MaskSchedule": "masked",
+    "NoiseSchedule": "schedules", "VPSchedule": "schedules", "DiscreteVP": "schedules", "Grid": "schedules", "MaskSchedule": "masked",
     "Spacing": "spacing", "SeededNoise": "noise",
     "as_denoiser": "denoisers", "guided": "denoisers", "x0_from": "denoisers", "target_for": "denoisers",
     "tune_steps": "step_grids",
@@ -28,6 +28,7 @@ _LAZY = {
     "generate": "generation", "evaluate": "evaluation", "GenerateRequest": "request", "Result": "result", "Context": "generation",
     "regenerate": "reproduce",
     "load_encoder": "generation",
+    "registered_models": "user_models", "add_model": "user_models", "remove_model": "user_models",
     # training and checkpoints
     "Trainer": "training", "TrainConfig": "training", "learning_rate": "training", "seeded_init": "training",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_trained": "checkpoint",
@@ -38,7 +39,7 @@ _LAZY = {
 }
 
 __all__ = sorted(
-    ["hookimpl", "Backend", "Encoder", "LoadedModel", "Modality", "Plan", "StepInfo", "Task", "PolydiffError",
+    ["hookimpl", "Backend", "Encoder", "LoadedModel", "Modality", "ModelSpace", "Plan", "StepInfo", "Task", "PolydiffError",
      "InvalidInputError", "NonFiniteError", "PluginError", "UnknownNameError", *_LAZY]
 )
 

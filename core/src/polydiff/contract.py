@@ -147,7 +147,11 @@ class Encoder:
 
 @dataclass
 class Backend:
-    """A denoiser backend. ``load(device)`` returns a ``LoadedModel``."""
+    """A denoiser backend. ``load(device)`` returns a ``LoadedModel``.
+
+    ``models=True``: the backend runs a user's model rather than shipping one; a request must
+    name it (``model=FOLDER``, or a name from ``polydiff models add``) and core calls
+    ``load(device, model=FOLDER)`` with the folder resolved."""
 
     name: str
     modality: str
@@ -157,6 +161,25 @@ class Backend:
     checkpoint: str | None = None  # path of the weights file, hashed into result metadata
     description: str = ""
     train: Callable[..., Any] | None = None  # train(out=None, progress=True, **overrides) -> path
+    models: bool = False  # load(device, model=FOLDER): runs the user's model named by the request
+
+
+@dataclass
+class ModelSpace:
+    """How a backend that brings its own encoders (a user's latent model, say) maps a
+    modality's data and prompts to the space it samples in, so the modality's tasks plan in
+    that space instead of their own. ``encode`` takes a batch of data as the modality's tasks
+    read it (``data_shape`` per sample), ``decode`` gives one back; ``condition(prompts)``
+    returns ``(cond, uncond)``, or ``(None, None)`` for an unconditional model. ``latent``:
+    model space is not data space, so constraints written on data (a measurement of pixels,
+    a noise level in pixel units) do not apply there."""
+
+    shape: tuple[int, ...]
+    data_shape: tuple[int, ...]
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+    condition: Callable[[list], tuple] = lambda prompts: (None, None)
+    latent: bool = False
 
 
 @dataclass
@@ -169,6 +192,8 @@ class LoadedModel:
     config: dict = field(default_factory=dict)
     mask_id: int | None = None   # the mask token of a masked-process model
     step_grids: list = field(default_factory=list)  # grids tuned for it (step-grids.json, polydiff.tune_steps)
+    space: ModelSpace | None = None  # its own data and prompt encoders, where it brings them
+    source: dict = field(default_factory=dict)  # a user's model: its folder and weight hashes (metadata)
 
 
 @dataclass

@@ -44,7 +44,7 @@ class Context:
 
     def model(self) -> LoadedModel:
         """The backend's ``LoadedModel``, loaded once per process and device."""
-        return _load_backend(self.backend.name, self.device)
+        return _load_backend(self.backend.name, self.device, self.request.model)
 
     def condition(self, encoder: str, prompts: list[str], **options: Any) -> tuple[dict, dict]:
         """``(cond, uncond)`` on the device: the condition encoder's ``encode`` of ``prompts`` and
@@ -144,10 +144,11 @@ def _load_encoder(name, device):
 
 
 @functools.lru_cache(maxsize=8)
-def _load_backend(name, device):
+def _load_backend(name, device, model=None):
     from .registries import components
 
-    return components().backends[name].load(device)
+    spec = components().backends[name]
+    return spec.load(device, model=model) if spec.models else spec.load(device)
 
 
 def clear_caches() -> None:

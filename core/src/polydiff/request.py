@@ -29,6 +29,8 @@ class GenerateRequest(BaseModel):
     seed: int | None = Field(None, ge=0, lt=2**63 - 4096)
     device: str = "auto"
     backend: str | None = None
+    model: str | None = Field(None, description="a user's model, for backends that run one: a folder, "
+                              "or a name from `polydiff models add`")
     init: Any = None      # a file path or an array, meaning depends on the task
     mask: Any = None
     options: dict[str, Any] = Field(default_factory=dict, description="the task's own options")
@@ -54,6 +56,16 @@ class GenerateRequest(BaseModel):
         backend = c.backends.get_named(self.backend or modality.default_backend)
         if backend.modality != self.modality:
             raise ValueError(f"backend {backend.name!r} is for {backend.modality!r}, not {self.modality!r}")
+        if self.model is not None and not backend.models:
+            raise ValueError(f"model: backend {backend.name!r} ships its own model and takes no --model "
+                             "(a backend that runs users' models does, e.g. --backend diffusers)")
+        if backend.models:
+            if self.model is None:
+                raise ValueError(f"model: backend {backend.name!r} runs a model of yours: give --model FOLDER "
+                                 "(or a name from `polydiff models add`)")
+            from .user_models import resolve_model
+
+            self.model = resolve_model(self.model)
         for field in INPUTS:
             given = getattr(self, field) is not None
             if field in task.needs and not given:

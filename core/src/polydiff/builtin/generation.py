@@ -59,6 +59,7 @@ def make_result(request, context, plan, run, x, seconds: float) -> Result:
                      **_overrides(request, opts, loaded, backend, run.spacing)},
         "inputs": describe_inputs(request),
         "checkpoint_sha256": _checkpoint_hash(backend.checkpoint),
+        **({"model": loaded.source} if loaded.source else {}),
         "plugins": _versions(),
         "sampling_seconds": round(seconds, 4),
         **({"info": plan.info} if plan.info else {}),

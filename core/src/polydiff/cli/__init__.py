@@ -108,6 +108,7 @@ class GenerateCommand(click.Command):
 @click.option("--seed", type=int, help="sample i uses seed + i (random if omitted; recorded); with --prompts see docs/batch.md")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--backend", help="denoiser backend (default: the modality's)")
+@click.option("--model", help="your model, for a backend that runs one: a folder or a `polydiff models` name")
 @click.option("--init", help="input file, for the tasks that need one")
 @click.option("--mask", help="mask file, for the tasks that need one")
 @click.option("-o", "--out", help="output folder, new or empty (default: a new out/MODALITY-NNNN)")
@@ -300,9 +301,11 @@ cli.add_command(tune_steps)
 
 
 def _add_plugin_commands():
+    from .models import models
     from .plugins import plugins
     from .serve import serve
 
+    cli.add_command(models)
     cli.add_command(plugins)
     cli.add_command(serve)
     from ..plugins import disable, load_plugins, ordered_impls

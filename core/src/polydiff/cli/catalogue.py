@@ -8,7 +8,8 @@ installed from a checkout; elsewhere ``install_command`` says so instead of gues
 ``requires`` lists what a plugin needs besides its own distribution. An item that is a catalogue
 plugin's name or distribution, alone (``"polydiff-text"`` or ``"text"``), means that plugin: it is
 installed from its own catalogue source, before the plugin that needs it, in the same pip command
-(so a plugin that depends on an unpublished one resolves). Any other item is a plain pip
+(so a plugin that depends on an unpublished one resolves); a plugin's own name in its own list
+is the library it is named after (``diffusers`` requires ``"diffusers==0.42.1"``). Any other item is a plain pip
 requirement (``"scipy>=1.10"``) passed to pip as written. The ``polydiff-*`` names belong to the
 catalogue: an item named ``polydiff-something`` that is not a catalogue plugin is an error, as
 are a version on a catalogue plugin (its source decides it) and a cycle.
@@ -202,22 +203,24 @@ class Catalogue(BaseModel):
     def names(self) -> list[str]:
         return sorted({*self.plugins, *(e.distribution for e in self.plugins.values())})
 
-    def required_plugin(self, requirement: str) -> CatalogueEntry | None:
-        """The catalogue plugin a ``requires`` item names (by name or distribution), or None
-        when the item is a plain pip requirement."""
+    def required_plugin(self, requirement: str, of: str | None = None) -> CatalogueEntry | None:
+        """The catalogue plugin a ``requires`` item of plugin ``of`` names (by name or
+        distribution), or None when the item is a plain pip requirement. A plugin named after
+        the library it wraps (``diffusers``) requires that library by the same name: an item
+        naming the requiring plugin itself by its name is the pip project."""
         name = _normalise(requirement_name(requirement))
         for key, entry in self.plugins.items():
-            if name in (_normalise(key), _normalise(entry.distribution)):
+            if name == _normalise(entry.distribution) or (name == _normalise(key) and key != of):
                 return entry
         return None
 
     def required_plugins(self, entry: CatalogueEntry) -> list[CatalogueEntry]:
         """The catalogue plugins ``entry`` requires directly, in the order it lists them."""
-        return [p for p in map(self.required_plugin, entry.requires) if p is not None]
+        return [p for p in (self.required_plugin(r, entry.name) for r in entry.requires) if p is not None]
 
     def pip_requirements(self, entry: CatalogueEntry) -> list[str]:
         """The plain pip requirements among ``entry.requires``."""
-        return [r for r in entry.requires if self.required_plugin(r) is None]
+        return [r for r in entry.requires if self.required_plugin(r, entry.name) is None]
 
     def install_order(self, name: str) -> list[CatalogueEntry]:
         """Plugin ``name`` and every catalogue plugin it requires, transitively: each once,
@@ -251,7 +254,7 @@ class Catalogue(BaseModel):
         distributions = [e.distribution for e in self.plugins.values()]
         for key, entry in self.plugins.items():
             for item in entry.requires:
-                plugin, name = self.required_plugin(item), requirement_name(item)
+                plugin, name = self.required_plugin(item, key), requirement_name(item)
                 if plugin is not None and item != name:
                     problems.append(f"plugin {key!r}: field 'requires': {item!r} names the catalogue "
                                     f"plugin {plugin.name!r}; list it alone, {name!r} (its source decides "

@@ -255,6 +255,12 @@ def _stored_request(fields: dict, uploads: dict, job_dir: Path) -> dict:
     if unknown:
         raise HTTPException(400, f"{unknown[0]}: not a request field (task options go in \"options\")")
     stored = {k: fields[k] for k in REQUEST_FIELDS if k in fields}
+    if stored.get("model") is not None:
+        from ..user_models import registered_models
+
+        if stored["model"] not in registered_models():
+            raise HTTPException(400, "model: the server runs only models its operator named with "
+                                     "`polydiff models add NAME FOLDER`; it reads no folder a client names")
     if stored.get("seed") is None:
         stored["seed"] = random.SystemRandom().randrange(2**31)
     inputs = {}

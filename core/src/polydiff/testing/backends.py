@@ -12,11 +12,12 @@ from .modalities import example_arguments
 from .support import components, describe, need_device
 
 
-def check_backend(backend, device: str = "cpu", *, n: int = 2) -> str:
+def check_backend(backend, device: str = "cpu", *, n: int = 2, model: str | None = None) -> str:
     """The backend loads on ``device`` into a ``LoadedModel`` with a schedule and its declared
     prediction type, and its network returns finite values of the declared shape (the shape the
     ``generate`` task of its modality plans, from that task's example) on that device, for the
-    condition and the null condition."""
+    condition and the null condition. A backend that runs users' models (``models=True``) is
+    checked on the folder ``model`` (its prediction is the folder's), and skipped without one."""
     from ..generation import Context
     from ..request import GenerateRequest
     from ..schedules import NoiseSchedule
@@ -33,16 +34,23 @@ def check_backend(backend, device: str = "cpu", *, n: int = 2) -> str:
         fail(f"{name}: it is for modality {spec.modality!r}, which no loaded plugin registers")
     if spec.checkpoint and not Path(spec.checkpoint).is_file():
         fail(f"{name}: checkpoint file {spec.checkpoint!r} does not exist")
-    loaded = spec.load(device)
+    if spec.models and model is None:
+        raise CheckSkipped(f"backend {spec.name!r} runs users' models: check it with model=FOLDER")
+    if spec.models:
+        from ..user_models import resolve_model
+
+        model = resolve_model(model)
+    loaded = spec.load(device, model=model) if spec.models else spec.load(device)
     if not isinstance(loaded, LoadedModel):
         fail(f"{name}: load() must return a polydiff.LoadedModel, got {type(loaded).__name__}")
     if not isinstance(loaded.schedule, NoiseSchedule):
         fail(f"{name}: LoadedModel.schedule must be a NoiseSchedule, got {loaded.schedule!r}")
-    if loaded.prediction != spec.prediction:
+    if loaded.prediction != spec.prediction and not spec.models:
         fail(f"{name}: the loaded model predicts {loaded.prediction!r}, the backend declares {spec.prediction!r}")
     mod = c.modalities[spec.modality]
     fields = {k: v for k, v in example_arguments(mod, "generate").items() if k not in ("steps", "sampler", "seed")}
-    fields.update(modality=mod.name, task="generate", backend=spec.name, device=device, n=n)
+    fields.update(modality=mod.name, task="generate", backend=spec.name, device=device, n=n,
+                  **({"model": model} if spec.models else {}))
     request = GenerateRequest.build(**fields)
     request.seed = 0
     context = Context(request)

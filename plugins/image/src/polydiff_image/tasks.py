@@ -41,22 +41,49 @@ def estimate_noise(image: torch.Tensor) -> float:
     return float(d.abs().median() / 0.6745 / math.sqrt(2))
 
 
+def _own_space(context) -> polydiff.ModelSpace:
+    """The shipped model's space: 32x32 pixels in [-1, 1], prompts by the shared text encoder."""
+    def condition(prompts):
+        return context.condition(TEXT_ENCODER, prompts, max_tokens=TOKENS)
+
+    return polydiff.ModelSpace(shape=(3, SIZE, SIZE), data_shape=(3, SIZE, SIZE), encode=to_model,
+                               decode=from_model, condition=condition)
+
+
+def space_of(context) -> polydiff.ModelSpace:
+    """Where this request samples: a backend's own space (a user's model, perhaps latent) or ours."""
+    return context.model().space or _own_space(context)
+
+
 def _plan(request, context, *constraints, guidance: float = DEFAULT_GUIDANCE) -> polydiff.Plan:
-    cond, uncond = context.condition(TEXT_ENCODER, [request.prompt] * request.n, max_tokens=TOKENS)
-    return polydiff.Plan(shape=(3, SIZE, SIZE), cond=cond, uncond=uncond, constraints=list(constraints),
-                         guidance=guidance, decode=lambda x: list(from_model(x).cpu()),
+    space = space_of(context)
+    cond, uncond = space.condition([request.prompt or ""] * request.n)
+    return polydiff.Plan(shape=tuple(space.shape), cond=cond, uncond=uncond, constraints=list(constraints),
+                         guidance=guidance, decode=lambda x: list(space.decode(x).cpu()),
                          info={"task": request.task})
 
 
 def _batch(image, request, context):
-    return to_model(image).to(context.device)[None].expand(request.n, -1, -1, -1)
+    """The input image in model space, one row per sample."""
+    x = space_of(context).encode(image[None].to(context.device))
+    return x.expand(request.n, *x.shape[1:])
 
 
-def _square(value, field):
+def _sized(value, field, context):
     image = read_image(value, field)
-    if image.shape[1:] != (SIZE, SIZE):
-        raise polydiff.InvalidInputError(f"{field}: expected a {SIZE}x{SIZE} image, got {image.shape[2]}x{image.shape[1]}")
+    h, w = space_of(context).data_shape[1:]
+    if image.shape[1:] != (h, w):
+        raise polydiff.InvalidInputError(f"{field}: expected a {w}x{h} image, got {image.shape[2]}x{image.shape[1]}")
     return image
+
+
+def _pixel_space(task, context):
+    space = space_of(context)
+    if space.latent:
+        raise polydiff.InvalidInputError(
+            f"task: {task} constrains pixels, and backend {context.backend.name!r} samples in a latent space; "
+            "use img2img or inpaint with this model")
+    return space
 
 
 def _prompted(request) -> float:
@@ -69,35 +96,40 @@ def generate(request, context) -> polydiff.Plan:
 
 
 def inpaint(request, context) -> polydiff.Plan:
-    image = _square(request.init, "init")
+    image = _sized(request.init, "init", context)
     mask = read_image(request.mask, "mask")
     if mask.shape[1:] != image.shape[1:]:
         raise polydiff.InvalidInputError(
             f"mask: size {mask.shape[2]}x{mask.shape[1]} differs from init {image.shape[2]}x{image.shape[1]}")
-    keep = (mask.mean(0, keepdim=True) < 0.5).float().to(context.device)   # white = regenerate
+    regenerate = (mask.mean(0, keepdim=True) >= 0.5).float()   # white = regenerate
+    # in a smaller (latent) space a cell is kept only if every pixel it covers is
+    cells = F.interpolate(regenerate[None], size=space_of(context).shape[-2:], mode="area")[0]
+    keep = (cells == 0).float().to(context.device)
     return _plan(request, context, polydiff.Replacement(_batch(image, request, context), keep,
                                                         resample=request.options["resample"]))
 
 
 def img2img(request, context) -> polydiff.Plan:
-    image = _square(request.init, "init")
+    image = _sized(request.init, "init", context)
     return _plan(request, context, polydiff.SDEdit(_batch(image, request, context), request.options["strength"]))
 
 
 def super_resolution(request, context) -> polydiff.Plan:
+    size = _pixel_space("super-resolution", context).data_shape[-1]
     low = read_image(request.init, "init")
-    if low.shape[1] != low.shape[2] or SIZE % low.shape[1] or low.shape[1] >= SIZE:
+    if low.shape[1] != low.shape[2] or size % low.shape[1] or low.shape[1] >= size:
         raise polydiff.InvalidInputError(
-            f"init: super-resolution takes a square image whose side divides {SIZE} (8 or 16), "
+            f"init: super-resolution takes a square image whose side divides {size} ({size // 4} or {size // 2}), "
             f"got {low.shape[2]}x{low.shape[1]}")
-    f = SIZE // low.shape[1]
+    f = size // low.shape[1]
     op = polydiff.LinearOperator(lambda x: F.avg_pool2d(x, f), lambda y: F.interpolate(y, scale_factor=f, mode="nearest"))
     return _plan(request, context, polydiff.Measurement(op, _batch(low, request, context)),
                  guidance=_prompted(request))
 
 
 def denoise(request, context) -> polydiff.Plan:
-    noisy = _square(request.init, "init")
+    _pixel_space("denoise", context)
+    noisy = _sized(request.init, "init", context)
     # a clean or flat image estimates as (nearly) noiseless: start at the least noise a pixel holds
     level = request.options["noise_level"] or max(estimate_noise(noisy), MIN_NOISE)
     start = polydiff.FromNoisy(_batch(noisy, request, context), 2 * level, context.model().schedule)

@@ -1,0 +1,1 @@
+"""polydiff-diffusers: diffusers-format model folders as polydiff image backends."""
