@@ -42,3 +42,39 @@ def test_nan_and_infinity_are_not_a_number(field, fields, value):
     with pytest.raises(polydiff.InvalidInputError) as err:
         polydiff.GenerateRequest.build(**fields, **{field: value})
     assert str(err.value).startswith(f"{field}: not a number")
+
+
+# ----------------------------------------------------------------------------- sampler options
+
+@pytest.mark.parametrize("fields, needle", [
+    ({"sampler": "ddim", "sampler_options": {"blok": 1}}, "blok: not an option of the sampler 'ddim'; it takes eta"),
+    ({"sampler": "dpmpp_2m", "sampler_options": {"eta": 1}}, "eta: not an option of the sampler 'dpmpp_2m'; it takes none"),
+    ({"sampler_options": {"eta": 1}}, "sampler_options: name the sampler they are for"),
+    ({"sampler": "ddim", "sampler_options": {"eta": "half"}}, "sampler_options: eta must be a number or true/false"),
+    ({"sampler": "ddim", "sampler_options": {"eta": math.nan}}, "sampler_options: eta must be a finite number"),
+])
+def test_bad_sampler_options_are_one_line(fields, needle):
+    with pytest.raises(polydiff.InvalidInputError) as err:
+        polydiff.GenerateRequest.build(modality="points2d", **fields)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_sampler_option_reaches_the_sampler_and_is_recorded():
+    run = dict(n=64, steps=8, seed=3, sampler="ddim")
+    plain = polydiff.generate("points2d", "north", **run)
+    explicit = polydiff.generate("points2d", "north", **run, sampler_options={"eta": 0.0})
+    noisy = polydiff.generate("points2d", "north", **run, sampler_options={"eta": 1.0})
+    assert plain.outputs[0].tolist() == explicit.outputs[0].tolist()  # eta 0 is ddim's default
+    assert abs(noisy.outputs[0] - plain.outputs[0]).max() > 1e-3  # eta 1 adds fresh noise per step
+    assert noisy.metadata["request"]["sampler_options"] == {"eta": 1.0}
+    again = polydiff.generate("points2d", "north", **run, sampler_options={"eta": 1.0})
+    assert again.outputs[0].tolist() == noisy.outputs[0].tolist()  # seeded
+
+
+def test_a_request_option_overrides_the_task_s():
+    text = pytest.importorskip("polydiff_text")  # noqa: F841 - the text modality's blocks sampler
+    run = dict(n=1, steps=12, seed=3, sampler="blocks")
+    eight = polydiff.generate("text", "a positive review of a film", **run, sampler_options={"block": 8})
+    four = polydiff.generate("text", "a positive review of a film", **run, sampler_options={"block": 4})
+    default = polydiff.generate("text", "a positive review of a film", **run)
+    assert default.outputs[0]["text"] == eight.outputs[0]["text"] != four.outputs[0]["text"]

@@ -85,6 +85,8 @@ def run(runner, *args):
     ("image", ["--task", "inpaint"], ["init: the inpaint task needs --init"]),
     ("image", ["--backend", "notes-unet"], ["backend 'notes-unet' is for 'audio', not 'image'"]),
     ("image", ["--seconds", "2"], ["seconds: not an option of image's generate task"]),
+    ("image", ["--sampler", "ddim", "--sampler-option", "blok=1"], ["blok: not an option of the sampler 'ddim'"]),
+    ("image", ["--sampler-option", "eta=1"], ["sampler_options: name the sampler they are for"]),
     ("audio", ["--seconds", "-1"], ["seconds: Input should be greater than or equal to"]),
     ("nosuch", [], ["unknown modality 'nosuch'"]),
 ])
@@ -95,6 +97,24 @@ def test_generate_errors(runner, tmp_path, spies, modality, args, needles):
     result = run(runner, "generate", modality, "a red circle", *args, "-o", out, "--quiet")
     assert_one_line_error(result, *needles)
     assert not out.exists() and spies == []
+
+
+@pytest.mark.parametrize("value, needle", [("eta", "'eta' is not NAME=VALUE"), ("eta=half", "eta: 'half' is not a number")])
+def test_a_malformed_sampler_option_is_a_usage_error(runner, tmp_path, spies, value, needle):
+    out = tmp_path / "out"
+    result = run(runner, "generate", "points2d", "north", "--sampler", "ddim", "--sampler-option", value, "-o", out)
+    assert result.exit_code == 2 and needle in result.stderr and "Traceback" not in result.output, result.output
+    assert not out.exists() and spies == []
+
+
+def test_sampler_options_from_the_command_line_are_typed_and_recorded(runner, tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    result = run(runner, "generate", "points2d", "north", "-n", "8", "--seed", "1", "--sampler", "ddim",
+                 "--sampler-option", "eta=1", "-o", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metadata.json").read_text())["request"]["sampler_options"] == {"eta": 1}
 
 
 # --------------------------------------------------------------------------- train and eval

@@ -136,6 +136,8 @@ def test_image_inpaint_from_uploads_multipart_and_base64(client):
     (json.dumps({**POINTS, "task": "inpaint", "options": {"x": 1.0}, "init": "/etc/passwd"}).encode(), 400,
      "init:"),
     (json.dumps({**POINTS, "model": "/etc"}).encode(), 400, "model: the server runs only models its operator named"),
+    (json.dumps({**POINTS, "sampler": "ddim", "sampler_options": {"eta": "x"}}).encode(), 400,
+     "sampler_options: eta must be a number"),
 ])
 def test_bad_requests_get_one_line_and_leave_nothing(client, tmp_path, body, status, words):
     reply = client.post("/v1/jobs", content=body, headers={"content-type": "application/json"})

@@ -18,7 +18,7 @@ from typing import Any
 
 from .contract import LoadedModel
 from .errors import InvalidInputError
-from .request import GenerateRequest
+from .request import GenerateRequest, sampler_options
 
 CONDITION_CACHE = 4096  # prompts whose encodings are kept per process (per encoder, device, options)
 
@@ -109,25 +109,7 @@ class SamplingRun:
         self.options = dict(
             sampler=sampler, spacing=tuned or self.spacing, steps=steps,
             schedule=loaded.schedule, seed=request.seed, constraints=plan.constraints, device=context.device,
-            mask_id=loaded.mask_id, sampler_options=_sampler_options(plan.sampler_options, sampler))
-
-
-def _sampler_options(options: dict, sampler: str) -> dict:
-    """The plan's sampler options, each one the sampler takes (else one line naming it)."""
-    import inspect
-
-    from .registries import components
-
-    if not options:
-        return {}
-    params = list(inspect.signature(components().samplers.get_named(sampler).fn).parameters.values())
-    takes = [p.name for p in params[3:] if p.name not in ("noise", "step", "mask_id") and p.kind is not p.VAR_KEYWORD]
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params)
-    for name in options:
-        if name not in takes and not accepts_any:
-            raise InvalidInputError(f"{name}: not an option of the sampler {sampler!r}"
-                                    + (f"; it takes {', '.join(takes)}" if takes else "; it takes none"))
-    return dict(options)
+            mask_id=loaded.mask_id, sampler_options=sampler_options({**plan.sampler_options, **request.sampler_options}, sampler))
 
 
 def load_encoder(name: str, device: str = "cpu") -> Any:

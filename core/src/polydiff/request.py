@@ -34,6 +34,18 @@ class GenerateRequest(BaseModel):
     init: Any = None      # a file path or an array, meaning depends on the task
     mask: Any = None
     options: dict[str, Any] = Field(default_factory=dict, description="the task's own options")
+    sampler_options: dict[str, Any] = Field(
+        default_factory=dict, description="the sampler's own options (ddim's eta, blocks' block), over the task's")
+
+    @field_validator("sampler_options")
+    @classmethod
+    def _numbers(cls, v: dict) -> dict:
+        for name, value in v.items():
+            if not isinstance(value, (bool, int, float)):
+                raise ValueError(f"{name} must be a number or true/false, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
+        return v
 
     @field_validator("device")
     @classmethod
@@ -53,6 +65,10 @@ class GenerateRequest(BaseModel):
             c.samplers.get_named(self.sampler)
         if self.spacing is not None:
             c.spacings.get_named(self.spacing)
+        if self.sampler_options:
+            if self.sampler is None:
+                raise ValueError("sampler_options: name the sampler they are for (--sampler)")
+            sampler_options(self.sampler_options, self.sampler)
         backend = c.backends.get_named(self.backend or modality.default_backend)
         if backend.modality != self.modality:
             raise ValueError(f"backend {backend.name!r} is for {backend.modality!r}, not {self.modality!r}")
@@ -85,6 +101,24 @@ class GenerateRequest(BaseModel):
             return cls(**fields, options=options)
         except ValidationError as exc:
             raise InvalidInputError(describe(exc)) from None
+
+
+def sampler_options(options: dict, sampler: str) -> dict:
+    """``options``, each one the sampler's function takes (else one line naming it)."""
+    import inspect
+
+    from .registries import components
+
+    if not options:
+        return {}
+    params = list(inspect.signature(components().samplers.get_named(sampler).fn).parameters.values())
+    takes = [p.name for p in params[3:] if p.name not in ("noise", "step", "mask_id") and p.kind is not p.VAR_KEYWORD]
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params)
+    for name in options:
+        if name not in takes and not accepts_any:
+            raise InvalidInputError(f"{name}: not an option of the sampler {sampler!r}"
+                                    + (f"; it takes {', '.join(takes)}" if takes else "; it takes none"))
+    return dict(options)
 
 
 def _task_options(modality, task, options: dict) -> dict:

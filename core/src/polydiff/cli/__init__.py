@@ -105,6 +105,8 @@ class GenerateCommand(click.Command):
 @click.option("--sampler", help="see `polydiff samplers`")
 @click.option("--spacing", help="uniform, trailing, karras, logsnr, ...")
 @click.option("--guidance", type=float, help="classifier-free guidance scale")
+@click.option("--sampler-option", "sampler_options", multiple=True, metavar="NAME=VALUE",
+              help="an option of the sampler itself, e.g. eta=0.5 or block=4 (repeat for several)")
 @click.option("--seed", type=int, help="sample i uses seed + i (random if omitted; recorded); with --prompts see docs/batch.md")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--backend", help="denoiser backend (default: the modality's)")
@@ -126,6 +128,10 @@ def generate(modality, args, out, overwrite, quiet, prompts, **fields) -> None:
 
     prompt, options = _split_extra(list(args))
     fields = {k: v for k, v in fields.items() if v is not None}
+    if fields.get("sampler_options"):
+        fields["sampler_options"] = _sampler_options(fields["sampler_options"])
+    else:
+        fields.pop("sampler_options", None)
     if prompts is not None:
         if prompt is not None:
             raise click.UsageError("give a PROMPT or --prompts FILE, not both")
@@ -142,6 +148,28 @@ def generate(modality, args, out, overwrite, quiet, prompts, **fields) -> None:
         result = run_generate(modality, prompt, progress=not quiet, **fields, **options)
         for path in folder.write(result):
             click.echo(str(path))
+
+
+def _sampler_options(items) -> dict:
+    """``NAME=VALUE`` pairs; a value reads as true/false, an integer or a number."""
+    out = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        if not eq or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--sampler-option")
+        low = text.strip().lower()
+        if low in ("true", "false"):
+            out[name] = low == "true"
+            continue
+        try:
+            out[name] = int(text)
+        except ValueError:
+            try:
+                out[name] = float(text)
+            except ValueError:
+                raise click.BadParameter(f"{name}: {text!r} is not a number or true/false",
+                                         param_hint="--sampler-option") from None
+    return out
 
 
 @cli.command()

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..contract import INPUTS
 
 REQUEST_FIELDS = ("modality", "prompt", "task", "n", "seed", "steps", "sampler", "spacing", "guidance",
-                  "backend", "model", "options")
+                  "backend", "model", "options", "sampler_options")
 CONTENT_TYPES = {".png": "image/png", ".gif": "image/gif", ".wav": "audio/wav", ".json": "application/json",
                  ".txt": "text/plain; charset=utf-8", ".jpg": "image/jpeg", ".npy": "application/octet-stream",
                  ".mp4": "video/mp4", ".nii": "application/octet-stream", ".gz": "application/gzip",
