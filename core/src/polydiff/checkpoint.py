@@ -338,9 +338,11 @@ def load_trained(folder, build, device="cpu", *, config_model=None) -> LoadedMod
     from .step_grids import read_grids
 
     where = Path(folder) if Path(folder).is_dir() else Path(folder).parent
+    latent = config.get("latent_shape")
     return LoadedModel(net=net, schedule=components().schedules.get_named(config["schedule"]),
                        prediction=config["prediction"], config=config, mask_id=config.get("mask_id"),
-                       step_grids=read_grids(where))
+                       step_grids=read_grids(where), latent=tuple(latent) if latent else None,
+                       times=config.get("times"))
 
 
 def check_model_config(build, model_config: dict, tensors: dict | None = None, *, where="checkpoint",

@@ -57,9 +57,9 @@ def as_denoiser(net, schedule, prediction: str = "eps") -> Callable[..., torch.T
         token_denoiser.schedule, token_denoiser.prediction = schedule, prediction
         return token_denoiser
 
-    def denoiser(x, t, cond=None):
+    def denoiser(x, t, cond=None, **latent):  # latent: a generator's z (see LoadedModel.latent)
         a, s = _bcast(schedule.alpha(t), x), _bcast(schedule.sigma(t), x)
-        return x0_from(prediction, net(x, t, cond), x, a, s)
+        return x0_from(prediction, net(x, t, cond, **latent), x, a, s)
 
     denoiser.schedule, denoiser.prediction = schedule, prediction
     return denoiser
@@ -80,11 +80,12 @@ def _cat(a, b):
 def guided(denoiser, cond, uncond, scale: float) -> Callable[..., torch.Tensor]:
     """Classifier-free guidance: D_u + scale * (D_c - D_u), both branches in one call."""
     if scale == 1.0 or uncond is None:
-        return lambda x, t, _c=None: denoiser(x, t, cond)
+        return lambda x, t, _c=None, **latent: denoiser(x, t, cond, **latent)
     both = _cat(cond, uncond)
 
-    def guided_denoiser(x, t, _cond=None):
-        out_c, out_u = denoiser(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
+    def guided_denoiser(x, t, _cond=None, **latent):  # both branches see the same z
+        latent = {k: torch.cat([v, v]) for k, v in latent.items()}
+        out_c, out_u = denoiser(torch.cat([x, x]), torch.cat([t, t]), both, **latent).chunk(2)
         return out_u + scale * (out_c - out_u)
 
     return guided_denoiser

@@ -95,13 +95,18 @@ class SamplingRun:
         self.denoiser = guided(as_denoiser(loaded.net, loaded.schedule, loaded.prediction),
                                plan.cond, plan.uncond, self.guidance)
         default_sampler, default_spacing = DEFAULTS[getattr(loaded.schedule, "process", "gaussian")]
+        if loaded.times is not None:  # a few-step generator samples its own times, no others
+            self.denoiser.latent = loaded.latent
+            default_sampler = _few_step(request, plan, loaded, context.backend.name)
         sampler = request.sampler or plan.sampler or default_sampler
         # a sampler of the other noise process is the mistake to name, before its options
         _check_process(context.components.samplers.get_named(sampler), loaded.schedule, plan.constraints)
         steps = request.steps or plan.steps
         self.spacing = request.spacing or default_spacing  # the name recorded; options get the times
         tuned = None
-        if request.spacing is None and not any(c.t_start is not None for c in plan.constraints):
+        if loaded.times is not None:
+            steps, tuned, self.spacing = len(loaded.times) - 1, list(loaded.times), "trained"
+        elif request.spacing is None and not any(c.t_start is not None for c in plan.constraints):
             from .step_grids import grid_for
 
             tuned = grid_for(loaded.step_grids, sampler, steps, loaded.schedule.name)
@@ -110,6 +115,25 @@ class SamplingRun:
             sampler=sampler, spacing=tuned or self.spacing, steps=steps,
             schedule=loaded.schedule, seed=request.seed, constraints=plan.constraints, device=context.device,
             mask_id=loaded.mask_id, sampler_options=sampler_options({**plan.sampler_options, **request.sampler_options}, sampler))
+
+
+def _few_step(request, plan, loaded, backend: str) -> str:
+    """The sampler of a few-step generator (ddpm: the posterior step it was trained with), after
+    refusing, in one line, what it cannot do: other step counts, samplers or spacings, and runs
+    that start part-way (img2img, SDEdit), whose start time it was not trained on."""
+    trained = len(loaded.times) - 1
+    if request.steps is not None and request.steps != trained:
+        raise InvalidInputError(f"steps: backend {backend!r} is a {trained}-step generator, trained for exactly "
+                                f"those {trained} steps; leave --steps out or give {trained}")
+    if (request.sampler or "ddpm") != "ddpm":
+        raise InvalidInputError(f"sampler: backend {backend!r} samples with ddpm, the posterior step it was "
+                                f"trained with, not {request.sampler!r}")
+    if request.spacing is not None:
+        raise InvalidInputError(f"spacing: backend {backend!r} samples the {trained + 1} times it was trained on")
+    if any(c.t_start is not None for c in plan.constraints):
+        raise InvalidInputError(f"task: {request.task} starts part-way through the process, which the "
+                                f"{trained}-step generator {backend!r} was not trained for; use a diffusion backend")
+    return "ddpm"
 
 
 def load_encoder(name: str, device: str = "cpu") -> Any:

@@ -119,6 +119,7 @@ def sample(
         mask_id = _mask_id(mask_id, denoiser)
         sampler_options = {"mask_id": mask_id, **(sampler_options or {})}
 
+    latent = getattr(denoiser, "latent", None)  # a generator's noise input, per sample from its seed
     net = _speed_up(denoiser, compile, autocast, device)
     memory_format = torch.channels_last if channels_last and len(shape) == 4 else None
     acc = torch.float64 if dtype == torch.float64 else torch.float32
@@ -130,7 +131,7 @@ def sample(
         tt = times.get((t, x.shape[0]))
         if tt is None:
             tt = times[t, x.shape[0]] = torch.full((x.shape[0],), t, device=device, dtype=dtype)
-        x0 = net(x, tt, cond)
+        x0 = net(x, tt, cond) if latent is None else net(x, tt, cond, z=noise.randn(latent))
         if (x0.shape[:-1] if masked else x0.shape) != x.shape:
             raise InvalidInputError(f"denoiser returned shape {tuple(x0.shape)} for input {tuple(x.shape)}"
                                     + (" (a masked-process denoiser returns logits [*input, vocabulary])"

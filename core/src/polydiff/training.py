@@ -1,5 +1,7 @@
 """Training a denoiser: MSE to the eps/v/x0/flow target, AdamW, EMA, gradient clipping,
-condition dropout for guidance, atomic safetensors checkpoints, exact resume, and DDP.
+condition dropout for guidance, atomic safetensors checkpoints, exact resume, and DDP; or,
+with ``objective="ddgan"`` and a discriminator, a few-step generator trained adversarially
+(``polydiff.adversarial``) with the same data, EMA, checkpoints, resume and DDP.
 
 Every random draw of step k is a pure function of (seed, rank, k): each step reseeds the
 trainer's generators and, inside ``fit``, torch's global generator (for dropout layers in the
@@ -41,7 +43,7 @@ from .request import describe
 MODEL = "model"  # the EMA weights + config: what generation loads
 STATE = "train_state"  # raw weights, EMA, optimizer and step: what resuming loads
 # a resume must continue the same run: these fields of the saved TrainConfig must match
-SAME_RUN = ("prediction", "schedule", "batch_size", "seed", "backend")
+SAME_RUN = ("prediction", "schedule", "batch_size", "seed", "backend", "objective", "gan_steps")
 
 
 class TrainingInterrupted(PolydiffError):
@@ -108,6 +110,12 @@ class TrainConfig(BaseModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     autocast: Literal["bf16", "fp16"] | None = Field(
         None, description="mixed-precision forward pass (bf16 speeds up CPUs with AVX512-BF16)")
+    objective: Literal["denoise", "ddgan"] = Field(
+        "denoise", description="ddgan: a few-step generator against a discriminator (polydiff.adversarial)")
+    gan_steps: int = Field(4, ge=1, le=64, description="ddgan: the denoising steps it is trained for (1: a GAN)")
+    gan_loss: Literal["non-saturating", "hinge"] = "non-saturating"
+    r1: float = Field(0.0, ge=0, allow_inf_nan=False, description="ddgan: weight of the R1 penalty on real inputs")
+    d_lr: float | None = Field(None, gt=0, description="ddgan: the discriminator's learning rate; None: lr")
 
     @field_validator("betas")
     @classmethod
@@ -133,6 +141,15 @@ class TrainConfig(BaseModel):
                              f"trains {'logits' if masked else 'eps, v, x0 or flow'}, not {self.prediction!r}")
         if masked and self.mask_id is None:
             raise ValueError(f"mask_id: the masked schedule {self.schedule!r} needs the mask token's id")
+        return self
+
+    @model_validator(mode="after")
+    def _adversarial_fits(self):
+        if self.objective == "ddgan":
+            if getattr(resolve("schedules", self.schedule), "process", "gaussian") != "gaussian":
+                raise ValueError(f"objective: ddgan needs a Gaussian schedule, not {self.schedule!r}")
+            if self.prediction != "x0":
+                raise ValueError(f"prediction: a ddgan generator predicts x0, not {self.prediction!r}")
         return self
 
     @model_validator(mode="after")
@@ -185,10 +202,14 @@ class Trainer:
     of tensors); ``null_cond(n)`` gives n rows of the "no condition" input that condition dropout
     swaps in, so the model also learns the unconditional branch that guidance needs.
     ``model_config`` (plain JSON) is stored with the weights so a loader can rebuild the model.
+
+    ``objective="ddgan"``: ``model`` is a generator ``G(x_t, t, cond, z=z) -> x0_hat`` with a
+    ``latent_shape`` attribute (its noise input per sample) and ``discriminator`` a network
+    ``D(x_s, x_t, t, cond) -> logits [batch]``; both are checkpointed and resumed.
     """
 
     def __init__(self, model: torch.nn.Module, config: TrainConfig | dict, data, *, null_cond=None,
-                 model_config: dict | None = None):
+                 model_config: dict | None = None, discriminator: torch.nn.Module | None = None):
         if not isinstance(config, TrainConfig):
             config = TrainConfig.model_validate(config)
         self.config = config
@@ -213,11 +234,34 @@ class Trainer:
             raise InvalidInputError("the model has no trainable parameters")
         c = self.config
         self.optimizer = torch.optim.AdamW(params, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay)
+        self.discriminator = self.d_optimizer = None
+        self.d_history: list[tuple[int, float]] = []  # ddgan: the discriminator's mean loss
+        if c.objective == "ddgan":
+            self._init_adversarial(model, discriminator)
+        elif discriminator is not None:
+            raise InvalidInputError("discriminator: only objective='ddgan' trains one")
         self.ema: dict[str, torch.Tensor] | None = None
         self.step = 0
         self.history: list[tuple[int, float]] = []  # (step, mean loss since the previous entry)
         self._gdata = torch.Generator("cpu")
         self._gnoise = torch.Generator(self.device)
+
+    def _init_adversarial(self, model, discriminator) -> None:
+        from .adversarial import trained_times
+
+        if not isinstance(discriminator, torch.nn.Module):
+            raise InvalidInputError("discriminator: objective='ddgan' needs a torch.nn.Module "
+                                    "D(x_s, x_t, t, cond) -> logits")
+        latent = getattr(model, "latent_shape", None)
+        if not (isinstance(latent, (tuple, list)) and latent and all(isinstance(d, int) and d > 0 for d in latent)):
+            raise InvalidInputError("model: a ddgan generator declares latent_shape, the shape of its "
+                                    f"noise input z per sample (a tuple of positive ints), got {latent!r}")
+        self.latent_shape = tuple(latent)
+        self.times = trained_times(self.schedule, self.config.gan_steps)
+        self.discriminator = discriminator.to(self.device)
+        c = self.config
+        self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=c.d_lr or c.lr, betas=c.betas,
+                                             weight_decay=c.weight_decay)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -229,7 +273,9 @@ class Trainer:
         bar = None
         try:
             resumed = self._resume()
-            net = self._wrap()  # DDP broadcasts rank 0's weights, so start the EMA after it
+            net = self._wrap(self.model)  # DDP broadcasts rank 0's weights, so start the EMA after it
+            self._d_net = self._wrap(self.discriminator) if self.discriminator is not None else None
+            self._d_total = torch.zeros((), device=self.device)
             if not resumed:
                 self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             pairs = [(self.ema[k], v) for k, v in self.model.state_dict().items()]
@@ -252,6 +298,9 @@ class Trainer:
                         bar.update()
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                         self._log(total / count, bar)
+                        if self.discriminator is not None:
+                            self.d_history.append((self.step, float(self._d_total / count)))
+                            self._d_total.zero_()
                         total, count = torch.zeros((), device=self.device), 0
                     if stop.signum is not None:
                         self._save()
@@ -300,15 +349,59 @@ class Trainer:
             drop = torch.rand(n, generator=g, device=dev) < cfg.cond_dropout
             cond = _replace_rows(drop, _to_device(self.null_cond(n), dev), cond)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.autocast)
+        if cfg.objective == "ddgan":
+            return self._adversarial_step(net, x0, cond, dtype)
         loss = (self._masked_loss if masked else self._gaussian_loss)(net, x0, noise, t, cond, dtype)
-        self.optimizer.zero_grad(set_to_none=True)
-        for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, self.step)
-        loss.backward()
-        if cfg.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.optimizer.step()
+        self._descend(self.optimizer, self.model, loss)
         return loss.detach()
+
+    def _descend(self, optimizer, model, loss, scale: float = 1.0) -> None:
+        """One optimizer step on ``loss`` at the run's learning rate (times ``scale``), clipped."""
+        optimizer.zero_grad(set_to_none=True)
+        lr = learning_rate(self.config, self.step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr if scale == 1.0 else lr * scale
+        loss.backward()
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
+        optimizer.step()
+
+    def _adversarial_step(self, net, x0, cond, dtype) -> torch.Tensor:
+        """DDGAN: a real pair (x_s, x_t) from the forward process and its posterior, a fake one
+        through the generator's x0; the discriminator steps on both, then the generator on its
+        fakes. Returns the generator's loss (the discriminator's is summed for the log)."""
+        from .adversarial import discriminator_loss, generator_loss, posterior, r1_penalty
+
+        cfg, g, dev, sched = self.config, self._gnoise, x0.device, self.schedule
+        n = x0.shape[0]
+
+        def randn(shape):
+            return torch.randn(shape, generator=g, device=dev, dtype=x0.dtype)
+
+        times = torch.tensor(self.times, device=dev, dtype=x0.dtype)
+        k = torch.randint(0, cfg.gan_steps, (n,), generator=g, device=dev)
+        t, s = times[k], times[k + 1]
+        xt = _bcast(sched.alpha(t), x0) * x0 + _bcast(sched.sigma(t), x0) * randn(x0.shape)
+        real = posterior(sched, x0, xt, t, s, randn(x0.shape))
+        z = randn((n, *self.latent_shape))
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            fake_x0 = net(xt, t, cond, z=z)
+        if fake_x0.shape != x0.shape:
+            raise InvalidInputError(f"generator returned shape {tuple(fake_x0.shape)} for input {tuple(x0.shape)}")
+        fake = posterior(sched, fake_x0.float().to(x0.dtype), xt, t, s, randn(x0.shape))
+        d = self._d_net
+        real_in = real.detach().requires_grad_(cfg.r1 > 0)
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            real_logits, fake_logits = d(real_in, xt, t, cond).float(), d(fake.detach(), xt, t, cond).float()
+        d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss)
+        if cfg.r1 > 0:
+            d_loss = d_loss + cfg.r1 / 2 * r1_penalty(real_logits, real_in)
+        self._descend(self.d_optimizer, self.discriminator, d_loss, (cfg.d_lr or cfg.lr) / cfg.lr)
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            g_loss = generator_loss(d(fake, xt, t, cond).float(), cfg.gan_loss)
+        self._descend(self.optimizer, self.model, g_loss)
+        self._d_total += d_loss.detach()
+        return g_loss.detach()
 
     def _gaussian_loss(self, net, x0, eps, t, cond, dtype) -> torch.Tensor:
         alpha, sigma = _bcast(self.schedule.alpha(t), x0), _bcast(self.schedule.sigma(t), x0)
@@ -357,13 +450,13 @@ class Trainer:
             return []
         return [self.device.index if self.device.index is not None else torch.cuda.current_device()]
 
-    def _wrap(self):
+    def _wrap(self, module):
         if self.world_size == 1:
-            return self.model
+            return module
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(self.model, device_ids=ids)
+        return DistributedDataParallel(module, device_ids=ids)
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -371,6 +464,8 @@ class Trainer:
         c = self.config
         return {"model_config": self.model_config, "prediction": c.prediction, "schedule": c.schedule,
                 **({"mask_id": c.mask_id} if c.mask_id is not None else {}),
+                **({"times": self.times, "latent_shape": list(self.latent_shape)}
+                   if self.discriminator is not None else {}),
                 "t_range": list(self.t_range), "step": self.step, "train": c.model_dump(mode="json")}
 
     def _save(self) -> Path:
@@ -383,7 +478,11 @@ class Trainer:
         optim, optim_meta = _flatten_optimizer(self.optimizer.state_dict())
         tensors = {**_prefix("model.", self.model.state_dict()), **_prefix("ema.", self.ema),
                    **_prefix("optim.", optim)}
-        save_checkpoint(out, tensors, {**info, "optimizer": optim_meta, "world_size": self.world_size},
+        extra = {}
+        if self.discriminator is not None:
+            d_optim, extra["d_optimizer"] = _flatten_optimizer(self.d_optimizer.state_dict())
+            tensors.update({**_prefix("disc.", self.discriminator.state_dict()), **_prefix("doptim.", d_optim)})
+        save_checkpoint(out, tensors, {**info, "optimizer": optim_meta, "world_size": self.world_size, **extra},
                         name=STATE)
         return path
 
@@ -400,6 +499,10 @@ class Trainer:
                 raise KeyError("the EMA weights do not match the model's")
             optim = _unflatten_optimizer(_section(tensors, "optim."), meta["optimizer"])
             self.optimizer.load_state_dict(optim)
+            if self.discriminator is not None:
+                self.discriminator.load_state_dict(_section(tensors, "disc."))
+                self.d_optimizer.load_state_dict(_unflatten_optimizer(_section(tensors, "doptim."),
+                                                                      meta["d_optimizer"]))
         except (RuntimeError, ValueError, KeyError) as exc:
             raise InvalidInputError(f"cannot resume from {out / STATE}.safetensors: {exc}") from None
         self.ema, self.step = ema, int(meta["step"])
@@ -409,7 +512,8 @@ class Trainer:
         """A resume continues one run: another batch size, seed, backend, world size or model would
         make the checkpoint a mix that its config misdescribes, so it is refused in one line."""
         saved = meta.get("train", {})
-        pairs = [(key, saved.get(key), getattr(self.config, key)) for key in SAME_RUN]
+        pairs = [(key, saved.get(key, TrainConfig.model_fields[key].default), getattr(self.config, key))
+                 for key in SAME_RUN]  # a field newer than the state: that state had its default
         pairs += [("world_size", meta.get("world_size", 1), self.world_size),
                   ("model_config", meta.get("model_config", {}), self.model_config)]
         for key, was, now in pairs:

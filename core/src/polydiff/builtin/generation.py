@@ -51,11 +51,11 @@ def make_result(request, context, plan, run, x, seconds: float) -> Result:
     metadata = {
         "request": describe_request(request),
         "resolved": {"sampler": opts["sampler"], "spacing": run.spacing, "steps": opts["steps"],
-                     **({"times": opts["spacing"]} if run.spacing == "tuned" else {}),
+                     **({"times": opts["spacing"]} if run.spacing in ("tuned", "trained") else {}),
                      "guidance": run.guidance,
                      "schedule": loaded.schedule.name, "backend": backend.name,
                      "prediction": loaded.prediction, "device": context.device,
-                     **({"sampler_options": plan.sampler_options} if plan.sampler_options else {}),
+                     **({"sampler_options": opts["sampler_options"]} if opts.get("sampler_options") else {}),
                      **_overrides(request, opts, loaded, backend, run.spacing)},
         "inputs": describe_inputs(request),
         "checkpoint_sha256": _checkpoint_hash(backend.checkpoint),
