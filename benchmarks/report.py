@@ -11,7 +11,8 @@ from pathlib import Path
 from common import RESULTS
 
 PARTS = ["accuracy.md", "sampler_suite.md", "overhead.md", "overhead_cuda.md", "end_to_end.md", "end_to_end_cuda.md",
-         "oracle_errors.md", "cli_latency.md", "serve.md", "diffusers_adapter.md"]
+         "oracle_errors.md", "cli_latency.md", "serve.md", "diffusers_adapter.md",
+         "gan_vs_diffusion.md"]
 
 
 def targets(folder: Path) -> list[str]:

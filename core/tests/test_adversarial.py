@@ -3,6 +3,7 @@ the losses and R1 against closed forms, a few-step generator that learns a mixtu
 exact resume with the discriminator's state, per-sample seeding of z, and the refusals."""
 from __future__ import annotations
 
+import json
 import math
 
 import polydiff
@@ -197,3 +198,37 @@ def test_generate_samples_the_trained_times_and_refuses_others(trained):
                                ({"spacing": "karras"}, "spacing: backend 'points2d-ddgan' samples the 3 times")]:
             with pytest.raises(InvalidInputError, match=needle):
                 polydiff.generate("points2d", "north", backend="points2d-ddgan", n=1, seed=0, **fields)
+
+
+DDP_SCRIPT = """
+import sys
+sys.path.insert(0, {here!r})
+import os
+from safetensors.torch import save_file
+from test_adversarial import trainer
+run = trainer({out!r}, steps=6)
+run.fit()
+rank = os.environ["RANK"]
+save_file({{k: v.contiguous() for k, v in run.discriminator.state_dict().items()}}, {out!r} + f"-disc{{rank}}.safetensors")
+save_file({{k: v.contiguous() for k, v in run.model.state_dict().items()}}, {out!r} + f"-gen{{rank}}.safetensors")
+"""
+
+
+def test_ddgan_under_ddp_two_processes(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "ddgan_ddp.py"
+    script.write_text(DDP_SCRIPT.format(here=str(Path(__file__).parent), out=str(tmp_path / "ddp")))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = load_file(tmp_path / "ddp" / "train_state.safetensors")
+    assert any(k.startswith("disc.") for k in state)
+    assert json.loads((tmp_path / "ddp" / "train_state.json").read_text())["world_size"] == 2
+    for player in ("disc", "gen"):  # gradients were averaged across ranks: both hold the same weights
+        a, b = (load_file(tmp_path / f"ddp-{player}{r}.safetensors") for r in (0, 1))
+        assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), player

@@ -56,8 +56,10 @@ def generator_loss(fake: torch.Tensor, kind: str = "non-saturating") -> torch.Te
     return F.softplus(-fake).mean()
 
 
-def r1_penalty(real_logits: torch.Tensor, real_inputs: torch.Tensor) -> torch.Tensor:
+def r1_penalty(real_logits: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): the mean squared norm of the discriminator's gradient at the
-    real inputs (which must require grad); it keeps the discriminator smooth on the data."""
-    (grad,) = torch.autograd.grad(real_logits.sum(), real_inputs, create_graph=True)
-    return grad.pow(2).flatten(1).sum(1).mean()
+    real inputs, the first ``len(real_logits)`` rows of ``inputs`` (which must require grad; any
+    further rows, e.g. fakes judged in the same call, are left out); it keeps the discriminator
+    smooth on the data."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), inputs, create_graph=True)
+    return grad[: len(real_logits)].pow(2).flatten(1).sum(1).mean()

@@ -390,12 +390,13 @@ class Trainer:
             raise InvalidInputError(f"generator returned shape {tuple(fake_x0.shape)} for input {tuple(x0.shape)}")
         fake = posterior(sched, fake_x0.float().to(x0.dtype), xt, t, s, randn(x0.shape))
         d = self._d_net
-        real_in = real.detach().requires_grad_(cfg.r1 > 0)
-        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
-            real_logits, fake_logits = d(real_in, xt, t, cond).float(), d(fake.detach(), xt, t, cond).float()
+        pair = torch.cat([real.detach(), fake.detach()]).requires_grad_(cfg.r1 > 0)
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):  # one call: DDP's one forward
+            logits = d(pair, torch.cat([xt, xt]), torch.cat([t, t]), _cat_cond(cond, cond)).float()
+        real_logits, fake_logits = logits[:n], logits[n:]
         d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss)
         if cfg.r1 > 0:
-            d_loss = d_loss + cfg.r1 / 2 * r1_penalty(real_logits, real_in)
+            d_loss = d_loss + cfg.r1 / 2 * r1_penalty(real_logits, pair)  # fakes' rows get no gradient
         self._descend(self.d_optimizer, self.discriminator, d_loss, (cfg.d_lr or cfg.lr) / cfg.lr)
         with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
             g_loss = generator_loss(d(fake, xt, t, cond).float(), cfg.gan_loss)
@@ -584,6 +585,15 @@ def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
         state.setdefault(int(idx), {}).update(values)
     groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]
     return {"state": state, "param_groups": groups}
+
+
+def _cat_cond(a, b):
+    """Two batches of a condition (None, a tensor or a dict of tensors) as one."""
+    if a is None:
+        return None
+    if isinstance(a, dict):
+        return {k: torch.cat([a[k], b[k]]) for k in a}
+    return torch.cat([a, b])
 
 
 def _to_device(cond, device):
