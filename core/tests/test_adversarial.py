@@ -232,3 +232,19 @@ def test_ddgan_under_ddp_two_processes(tmp_path):
     for player in ("disc", "gen"):  # gradients were averaged across ranks: both hold the same weights
         a, b = (load_file(tmp_path / f"ddp-{player}{r}.safetensors") for r in (0, 1))
         assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), player
+
+
+def test_a_few_step_backend_batches_in_the_server_as_alone(trained):
+    pytest.importorskip("polydiff_example")
+    from polydiff.serve.batching import sample_together
+
+    out, _ = trained
+    with polydiff.testing.registered(_Plugin(polydiff.load_trained(out, Generator)), "ddgan-test"):
+        requests = [polydiff.GenerateRequest.build(modality="points2d", prompt="north", backend="points2d-ddgan",
+                                                   n=n, seed=seed) for n, seed in ((2, 5), (1, 40))]
+        together = sample_together(requests)
+        assert together is not None  # one shared run: z is split with the rows
+        for request, result in zip(requests, together):
+            alone = polydiff.generate("points2d", "north", backend="points2d-ddgan", n=request.n, seed=request.seed)
+            for a, b in zip(alone.outputs, result.outputs):
+                assert torch.allclose(torch.as_tensor(a), torch.as_tensor(b), rtol=0, atol=1e-5)

@@ -30,16 +30,22 @@ def segmented(denoisers: list, sizes: list[int]) -> Callable:
         bounds.append((lo, lo + n))
         lo += n
 
-    def denoiser(x, t, _cond=None):
-        return torch.cat([d(x[a:b], t[a:b]) for d, (a, b) in zip(denoisers, bounds)])
+    def denoiser(x, t, _cond=None, **latent):  # a generator's z splits with its rows
+        return torch.cat([d(x[a:b], t[a:b], **{k: v[a:b] for k, v in latent.items()})
+                          for d, (a, b) in zip(denoisers, bounds)])
 
+    latents = {getattr(d, "latent", None) for d in denoisers}
+    if len(latents) == 1 and None not in latents:  # one backend: the same z shape for every request
+        denoiser.latent = latents.pop()
     return denoiser
 
 
 def _batchable(plans, runs) -> bool:
     first, opts = plans[0], runs[0].options
     same = ("sampler", "spacing", "steps", "schedule", "device", "mask_id", "sampler_options")
+    latent = getattr(runs[0].denoiser, "latent", None)
     return all(p.shape == first.shape and not p.constraints and not r.options["constraints"]
+               and getattr(r.denoiser, "latent", None) == latent
                and all(r.options[k] == opts[k] for k in same) for p, r in zip(plans, runs))
 
 
