@@ -1,9 +1,9 @@
 """GAN, Denoising Diffusion GAN and diffusion side by side on a 2-D grid of 25 Gaussians.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/gan_vs_diffusion.py [--seeds 3] [--steps 4000]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/gan_vs_diffusion.py [--seeds 3] [--steps 8000] [--hidden 256]
 
 Data: 25 equal Gaussians at {-2, -1, 0, 1, 2}^2 with std 0.05, so every mode is known. Every
-model is the same MLP (3 hidden layers of 128, SiLU) trained by ``polydiff.Trainer`` for the
+model is the same MLP (3 hidden layers of 256, SiLU) trained by ``polydiff.Trainer`` for the
 same number of steps at batch 512 from the same seeds:
 
 - diffusion: ``objective="denoise"``, v-prediction on vp-cosine; sampled at 1000 (ddpm), 50,
@@ -35,7 +35,7 @@ from common import RESULTS, git_commit, load_note, machine
 
 GRID = torch.tensor([[i, j] for i in (-2.0, -1.0, 0.0, 1.0, 2.0) for j in (-2.0, -1.0, 0.0, 1.0, 2.0)])
 STD = 0.05
-HIDDEN = 128
+HIDDEN = 256
 SAMPLES = 10_000
 DIFFUSION_NFE = (1000, 50, 20, 10, 4)
 
@@ -136,17 +136,22 @@ def draw(loaded, sampler: str, nfe: int, seed: int) -> tuple[torch.Tensor, float
 
 
 def main():
+    global HIDDEN
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--steps", type=int, default=8000)
+    parser.add_argument("--hidden", type=int, default=HIDDEN, help="width of every MLP")
+    parser.add_argument("--models", default="gan,ddgan2,ddgan4,diffusion", help="which to train (comma-separated)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     torch.set_num_threads(1)
+    HIDDEN = args.hidden
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     note, started = load_note(), time.perf_counter()
-    models = [("GAN (1 step)", "ddgan", 1), ("DDGAN, 2 steps", "ddgan", 2), ("DDGAN, 4 steps", "ddgan", 4),
-              ("diffusion", "diffusion", 0)]
+    models = {"gan": ("GAN (1 step)", "ddgan", 1), "ddgan2": ("DDGAN, 2 steps", "ddgan", 2),
+              "ddgan4": ("DDGAN, 4 steps", "ddgan", 4), "diffusion": ("diffusion", "diffusion", 0)}
+    models = [models[m] for m in args.models.split(",")]
     rows, curves, scatter = [], {}, {}
     for name, kind, gan_steps in models:
         for seed in range(args.seeds):
@@ -172,6 +177,7 @@ def main():
                       f"{best['within_3sigma']:.3f}, KL {best['kl_uniform']:.3f} ({best['sampler']}), "
                       f"train {seconds:.0f} s", flush=True)
     report = {"machine": machine(), "note": note, "commit": git_commit(), "steps": args.steps, "seeds": args.seeds,
+              "hidden": HIDDEN,
               "rows": rows, "seconds": time.perf_counter() - started,
               "discriminator_parameters": params(Discriminator())}
     (out / "gan_vs_diffusion.json").write_text(json.dumps(report, indent=1))
@@ -185,9 +191,10 @@ def markdown(r: dict) -> str:
     for row in r["rows"]:
         groups.setdefault((row["model"], row["nfe"]), []).append(row)
     lines = ["# GAN, DDGAN and diffusion on 25 Gaussians (2-D)", "",
-             f"Produced by `benchmarks/gan_vs_diffusion.py --seeds {r['seeds']} --steps {r['steps']}` in "
+             f"Produced by `benchmarks/gan_vs_diffusion.py --seeds {r['seeds']} --steps {r['steps']} "
+             f"--hidden {r['hidden']}` in "
              f"{r['seconds']:.0f} s on {r['machine']}; {r['note']}; commit {r['commit']}. One torch thread.", "",
-             "25 Gaussians at {-2..2}^2, std 0.05. Every network is the same 3x128 MLP "
+             f"25 Gaussians at {{-2..2}}^2, std 0.05. Every network is the same MLP of 3 hidden layers of {r['hidden']} "
              f"(generator / denoiser {r['rows'][0]['parameters']:,} parameters, discriminator "
              f"{r['discriminator_parameters']:,}), trained by `polydiff.Trainer` for {r['steps']} steps of batch 512 "
              "from seeds 0..; 10000 samples each. Medians over seeds, min-max in brackets. A mode is hit with >= 20 "
