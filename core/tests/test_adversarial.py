@@ -248,3 +248,13 @@ def test_a_few_step_backend_batches_in_the_server_as_alone(trained):
             alone = polydiff.generate("points2d", "north", backend="points2d-ddgan", n=request.n, seed=request.seed)
             for a, b in zip(alone.outputs, result.outputs):
                 assert torch.allclose(torch.as_tensor(a), torch.as_tensor(b), rtol=0, atol=1e-5)
+
+
+def test_inpainting_by_replacement_runs_on_a_few_step_backend(trained):
+    pytest.importorskip("polydiff_example")
+    out, _ = trained
+    with polydiff.testing.registered(_Plugin(polydiff.load_trained(out, Generator)), "ddgan-test"):
+        result = polydiff.generate("points2d", task="inpaint", x=1.0, backend="points2d-ddgan", n=200, seed=0)
+    points = torch.stack([torch.as_tensor(p) for p in result.outputs])
+    assert torch.allclose(points[:, 0], torch.ones(200))  # the kept coordinate never changes
+    assert float((points[:, 1].abs() - 1).abs().lt(3 * SPREAD).float().mean()) > 0.5  # y on a mode's row
