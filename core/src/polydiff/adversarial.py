@@ -14,10 +14,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-
-def _bcast(v, x: torch.Tensor) -> torch.Tensor:
-    v = torch.as_tensor(v, dtype=x.dtype, device=x.device)
-    return v.reshape(-1, *([1] * (x.dim() - 1))) if v.dim() else v
+from .denoisers import _bcast
 
 
 def trained_times(schedule, steps: int) -> list[float]:

@@ -34,7 +34,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .denoisers import _bcast, target_for
+from .denoisers import _bcast, _cat, target_for
 from .errors import InvalidInputError, NonFiniteError, PolydiffError, UnknownNameError
 from .loop import resolve
 from .masked import mask_tokens, masked_loss
@@ -392,7 +392,7 @@ class Trainer:
         d = self._d_net
         pair = torch.cat([real.detach(), fake.detach()]).requires_grad_(cfg.r1 > 0)
         with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):  # one call: DDP's one forward
-            logits = d(pair, torch.cat([xt, xt]), torch.cat([t, t]), _cat_cond(cond, cond)).float()
+            logits = d(pair, torch.cat([xt, xt]), torch.cat([t, t]), _cat(cond, cond)).float()
         real_logits, fake_logits = logits[:n], logits[n:]
         d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss)
         if cfg.r1 > 0:
@@ -585,15 +585,6 @@ def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
         state.setdefault(int(idx), {}).update(values)
     groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]
     return {"state": state, "param_groups": groups}
-
-
-def _cat_cond(a, b):
-    """Two batches of a condition (None, a tensor or a dict of tensors) as one."""
-    if a is None:
-        return None
-    if isinstance(a, dict):
-        return {k: torch.cat([a[k], b[k]]) for k in a}
-    return torch.cat([a, b])
 
 
 def _to_device(cond, device):

@@ -43,8 +43,12 @@ def _write(models: dict) -> None:
     path = _file()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(dict(sorted(models.items())), indent=2) + "\n")
-    os.replace(tmp, path)  # atomic: a reader sees the old file or the new one
+    try:
+        tmp.write_text(json.dumps(dict(sorted(models.items())), indent=2) + "\n")
+        os.replace(tmp, path)  # atomic: a reader sees the old file or the new one
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def add_model(name: str, folder, *, replace: bool = False) -> Path:
