@@ -40,3 +40,20 @@ def test_mistakes_exit_nonzero_with_one_line_and_no_files(tmp_path, args, needle
     assert "Traceback" not in run.stderr
     assert needle in run.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("modality, prompt, extra", [("image", "a red circle", []),
+                                                     ("audio", "a sine playing A4", ["--seconds", "0.5"])])
+def test_shipped_step_grids_are_used_at_their_step_counts_only(tmp_path, modality, prompt, extra):
+    """The README's promise: the tuned grids shipped at 5 and 8 steps are what those runs use
+    (recorded with their times); 10 steps, where tuning lost, uses the default spacing."""
+    import json
+
+    for steps, spacing in (("5", "tuned"), ("10", "logsnr-window")):
+        out = tmp_path / f"{modality}-{steps}"
+        run = polydiff("generate", modality, prompt, *extra, "--steps", steps, "--seed", "0", "-o", str(out),
+                       "--quiet", cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        resolved = json.loads((out / "metadata.json").read_text())["resolved"]
+        assert resolved["spacing"] == spacing
+        assert ("times" in resolved) == (spacing == "tuned")
