@@ -1,4 +1,5 @@
-"""GAN, Denoising Diffusion GAN and diffusion side by side on a 2-D grid of 25 Gaussians.
+"""GAN, Denoising Diffusion GAN, Diffusion-GAN, diffusion and its distilled student side by side
+on a 2-D grid of 25 Gaussians.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/gan_vs_diffusion.py [--seeds 3] [--steps 8000] [--hidden 256]
 
@@ -10,8 +11,14 @@ same number of steps at batch 512 from the same seeds:
   20, 10 and 4 NFE (the best of unipc / dpmpp_2m / ddim at each, by modes and 3-sigma share);
 - DDGAN (Xiao et al. 2022): ``objective="ddgan"`` with 2 and 4 steps, a discriminator of the
   same size seeing (x_s, x_t, t), non-saturating loss, R1 0.1;
-- GAN: the same trainer with ``gan_steps=1``, i.e. one step from pure noise: a plain GAN whose
-  generator sees noise and z, the baseline a GAN user would train.
+- GAN: the same trainer with ``few_steps=1``, i.e. one step from pure noise: a plain GAN whose
+  generator sees noise and z, the baseline a GAN user would train;
+- Diffusion-GAN (Wang et al. 2023): ``objective="diffusion-gan"``, the GAN's one-step generator
+  judged by a discriminator of the same size that sees real and fake samples noised by the
+  forward process to a random t below an adaptive level (``dgan_levels=(0.02, 0.5)``);
+- distilled: ``polydiff.distill`` of the diffusion model (trained as above, same seed) into 4
+  ddim steps, on 8192 teacher paths (unipc, 8 steps per student step), steps/2 fine-tuning steps;
+  its training time includes the teacher's.
 
 Measured on 10000 samples per model and seed: modes hit (a mode counts with at least 20 samples
 within 3 sigma of it), the share of samples within 3 sigma of some mode (quality), the KL
@@ -74,6 +81,18 @@ class Generator(torch.nn.Module):
         return self.net(torch.cat([x, _features(t), z], 1))
 
 
+class NoisyDiscriminator(torch.nn.Module):
+    """Diffusion-GAN's judge: one sample at its noise level, D(x_t, t)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _mlp(2 + 3, act=lambda: torch.nn.LeakyReLU(0.2))
+        self.net[-1] = torch.nn.Linear(HIDDEN, 1)
+
+    def forward(self, xt, t, cond=None):
+        return self.net(torch.cat([xt, _features(t)], 1)).squeeze(1)
+
+
 class Discriminator(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -88,26 +107,39 @@ def params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def train(kind: str, gan_steps: int, seed: int, steps: int, out: Path):
+def train(kind: str, few_steps: int, seed: int, steps: int, out: Path):
     """One training run; returns (LoadedModel, seconds, G-loss history, D-loss history)."""
     common = dict(steps=steps, batch_size=512, seed=seed, schedule="vp-cosine", cond_dropout=0.0, progress=False,
                   checkpoint_every=None, checkpoint_minutes=None, out=out, log_every=50, lr_schedule="cosine",
                   lr_final=1e-5)
-    if kind == "diffusion":
+    started = time.perf_counter()
+    if kind in ("diffusion", "distill"):
         config = polydiff.TrainConfig(**common, lr=2e-3, prediction="v", ema_decay=0.999)
         with polydiff.seeded_init(seed):
             model = Denoiser()
         trainer = polydiff.Trainer(model, config, data)
+    elif kind == "diffusion-gan":
+        config = polydiff.TrainConfig(**common, lr=1e-3, betas=(0.5, 0.9), prediction="x0", objective="diffusion-gan",
+                                      r1=0.1, ema_decay=0.99, dgan_levels=(0.02, 0.5))
+        with polydiff.seeded_init(seed):
+            model, disc = Generator(), NoisyDiscriminator()
+        trainer = polydiff.Trainer(model, config, data, discriminator=disc)
     else:
         config = polydiff.TrainConfig(**common, lr=1e-3, betas=(0.5, 0.9), prediction="x0", objective="ddgan",
-                                      gan_steps=gan_steps, r1=0.1, ema_decay=0.99)
+                                      few_steps=few_steps, r1=0.1, ema_decay=0.99)
         with polydiff.seeded_init(seed):
             model, disc = Generator(), Discriminator()
         trainer = polydiff.Trainer(model, config, data, discriminator=disc)
-    started = time.perf_counter()
     trainer.fit()
+    if kind == "distill":
+        teacher = polydiff.load_trained(out, Denoiser)
+        student = polydiff.TrainConfig(**{**common, "steps": steps // 2, "out": out / "student"}, lr=2e-4,
+                                       prediction="v", ema_decay=0.999, objective="distill", few_steps=few_steps)
+        polydiff.distill(teacher, Denoiser, student, shape=(2,), conditions=lambda n, s: (None, None), paths=8192,
+                         chunk=8192, sub_steps=8, progress=False)
+        out = out / "student"
     seconds = time.perf_counter() - started
-    loaded = polydiff.load_trained(out, Denoiser if kind == "diffusion" else Generator)
+    loaded = polydiff.load_trained(out, Denoiser if kind in ("diffusion", "distill") else Generator)
     return loaded, seconds, trainer.history, trainer.d_history
 
 
@@ -126,7 +158,7 @@ def draw(loaded, sampler: str, nfe: int, seed: int) -> tuple[torch.Tensor, float
     denoiser = polydiff.as_denoiser(loaded.net, loaded.schedule, loaded.prediction)
     if loaded.times is not None:
         denoiser.latent = loaded.latent
-        kw = dict(sampler="ddpm", steps=len(loaded.times) - 1, spacing=loaded.times)
+        kw = dict(sampler=loaded.sampler, steps=len(loaded.times) - 1, spacing=loaded.times)
     else:
         kw = dict(sampler=sampler, steps=nfe if sampler != "heun" else nfe // 2)
     polydiff.sample(denoiser, (64, 2), seed=seed, **kw)  # warm
@@ -141,7 +173,8 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=8000)
     parser.add_argument("--hidden", type=int, default=HIDDEN, help="width of every MLP")
-    parser.add_argument("--models", default="gan,ddgan2,ddgan4,diffusion", help="which to train (comma-separated)")
+    parser.add_argument("--models", default="gan,dgan,ddgan2,ddgan4,diffusion,distill4",
+                        help="which to train (comma-separated)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -150,19 +183,21 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     note, started = load_note(), time.perf_counter()
     models = {"gan": ("GAN (1 step)", "ddgan", 1), "ddgan2": ("DDGAN, 2 steps", "ddgan", 2),
-              "ddgan4": ("DDGAN, 4 steps", "ddgan", 4), "diffusion": ("diffusion", "diffusion", 0)}
+              "ddgan4": ("DDGAN, 4 steps", "ddgan", 4), "diffusion": ("diffusion", "diffusion", 0),
+              "dgan": ("Diffusion-GAN (1 step)", "diffusion-gan", 1),
+              "distill4": ("diffusion distilled, 4 steps", "distill", 4)}
     models = [models[m] for m in args.models.split(",")]
     rows, curves, scatter = [], {}, {}
-    for name, kind, gan_steps in models:
+    for name, kind, few_steps in models:
         for seed in range(args.seeds):
             with tempfile.TemporaryDirectory() as folder:
-                loaded, seconds, g_hist, d_hist = train(kind, gan_steps, seed, args.steps, Path(folder))
+                loaded, seconds, g_hist, d_hist = train(kind, few_steps, seed, args.steps, Path(folder))
             if seed == 0:
                 curves[name] = {"g": g_hist, "d": d_hist}
-            budgets = DIFFUSION_NFE if kind == "diffusion" else (gan_steps,)
+            budgets = DIFFUSION_NFE if kind == "diffusion" else (few_steps,)
             for nfe in budgets:
                 samplers = (("ddpm",) if nfe == 1000 else ("unipc", "dpmpp_2m", "ddim")) if kind == "diffusion" \
-                    else ("ddpm",)
+                    else (loaded.sampler,)
                 best = None
                 for sampler in samplers:
                     x, per_sample = draw(loaded, sampler, nfe, seed=10_000 * (seed + 1))
@@ -190,7 +225,7 @@ def markdown(r: dict) -> str:
     groups: dict = {}
     for row in r["rows"]:
         groups.setdefault((row["model"], row["nfe"]), []).append(row)
-    lines = ["# GAN, DDGAN and diffusion on 25 Gaussians (2-D)", "",
+    lines = ["# GAN, DDGAN, Diffusion-GAN, diffusion and distilled diffusion on 25 Gaussians (2-D)", "",
              f"Produced by `benchmarks/gan_vs_diffusion.py --seeds {r['seeds']} --steps {r['steps']} "
              f"--hidden {r['hidden']}` in "
              f"{r['seconds']:.0f} s on {r['machine']}; {r['note']}; commit {r['commit']}. One torch thread.", "",
@@ -225,7 +260,7 @@ def plot(scatter: dict, curves: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(scatter)
-    cols = 5
+    cols = max(5, len(curves))
     rows = math.ceil(len(names) / cols) + 1
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows))
     for ax in axes.flat:

@@ -53,7 +53,7 @@ def modes(n, generator):
 
 def trainer(out, steps=2000, **overrides):
     config = TrainConfig(**{**dict(steps=steps, batch_size=256, lr=2e-3, betas=(0.5, 0.9), objective="ddgan", r1=0.1,
-                                   gan_steps=2, prediction="x0", schedule="vp-cosine", cond_dropout=0.0,
+                                   few_steps=2, prediction="x0", schedule="vp-cosine", cond_dropout=0.0,
                                    ema_decay=0.99, progress=False, checkpoint_every=None, out=out,
                                    log_every=50), **overrides})
     with polydiff.seeded_init(config.seed):
@@ -103,14 +103,19 @@ def test_trained_times_run_from_t_max_to_zero():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddgan")
-    run = trainer(out)
+    return out, fit_on_one_thread(trainer(out))
+
+
+def fit_on_one_thread(run):
+    """A tiny MLP: more threads only contend (module fixtures run before the function-scoped
+    single-thread one)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny MLP: more threads only contend (module fixtures run before
-    try:                      # the function-scoped single-thread one)
+    torch.set_num_threads(1)
+    try:
         run.fit()
     finally:
         torch.set_num_threads(threads)
-    return out, run
+    return run
 
 
 def test_a_two_step_generator_covers_every_mode(trained):
@@ -153,7 +158,7 @@ def test_resume_continues_both_players_exactly(tmp_path):
 @pytest.mark.parametrize("overrides, needle", [
     ({"prediction": "eps"}, "prediction: a ddgan generator predicts x0"),
     ({"schedule": "mask-linear", "prediction": "logits", "mask_id": 0}, "objective: ddgan needs a Gaussian schedule"),
-    ({"gan_steps": 0}, "gan_steps"),
+    ({"few_steps": 0}, "few_steps"),
 ])
 def test_bad_adversarial_configs_are_one_line(tmp_path, overrides, needle):
     with pytest.raises(InvalidInputError, match=needle):
@@ -175,12 +180,14 @@ def test_the_players_must_be_what_ddgan_needs(tmp_path):
 
 
 class _Plugin:
-    def __init__(self, loaded):
-        self.loaded = loaded
+    """Registers one loaded model as a points2d backend."""
+
+    def __init__(self, loaded, name: str = "points2d-ddgan"):
+        self.loaded, self.name = loaded, name
 
     @polydiff.hookimpl
     def register_backends(self, register):
-        register(polydiff.Backend(name="points2d-ddgan", modality="points2d", prediction="x0",
+        register(polydiff.Backend(name=self.name, modality="points2d", prediction="x0",
                                   load=lambda device: self.loaded))
 
 

@@ -17,7 +17,7 @@ _LAZY = {
     "NoiseSchedule": "schedules", "VPSchedule": "schedules", "DiscreteVP": "schedules", "Grid": "schedules", "MaskSchedule": "masked",
     "Spacing": "spacing", "SeededNoise": "noise",
     "as_denoiser": "denoisers", "guided": "denoisers", "x0_from": "denoisers", "target_for": "denoisers",
-    "tune_steps": "step_grids",
+    "tune_steps": "step_grids", "teacher_paths": "distillation", "PathData": "distillation", "distill": "distillation",
     "sample": "loop", "Trajectory": "loop", "diffuse": "forward", "explain": "explaining", "build_grid": "loop", "after_step": "samplers",
     # editing
     "Constraint": "editing", "Replacement": "editing", "SDEdit": "editing", "FromNoisy": "editing",

@@ -6,8 +6,12 @@ from ``x_t`` it proposes a clean sample, and the forward process's posterior
 ``q(x_s | x_t, x0_hat)`` takes it to the next time ``s``. A discriminator
 ``D(x_s, x_t, t, cond) -> logit`` tells real pairs ``(x_s, x_t)`` from generated ones. Sampling
 is the core's ``ddpm`` sampler (that same posterior step) over the trained times, so a DDGAN is
-a backend like any other. One step (``gan_steps=1``: from pure noise to data) is a plain
+a backend like any other. One step (``few_steps=1``: from pure noise to data) is a plain
 conditional GAN, the baseline DDGAN is measured against.
+
+Diffusion-GAN (Wang et al. 2023, ``objective="diffusion-gan"``) keeps the one-step generator but
+judges real and generated samples after the forward process has noised both to a random time
+below a level that adapts to the discriminator (``adapt_level``): ``D(x_t, t, cond) -> logit``.
 """
 from __future__ import annotations
 
@@ -35,6 +39,14 @@ def posterior(schedule, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, s: 
     var_ts = (s_t**2 - a_ts**2 * s_s**2).clamp_min(0)
     mean = (a_ts * s_s**2 * xt + a_s * var_ts * x0) / s_t**2
     return mean + (var_ts * s_s**2 / s_t**2).sqrt() * eps
+
+
+def adapt_level(level: torch.Tensor, confidence: torch.Tensor, target: float, step: float, low: float,
+                high: float) -> torch.Tensor:
+    """Diffusion-GAN's adaptive noise level (Wang et al. 2023): when the discriminator is surer
+    of the real inputs than ``target`` (``confidence``: the mean sign of its logits on them) it
+    is overfitting, so more noise; less otherwise. Moves by ``step``, kept in [low, high]."""
+    return (level + step * torch.sign(confidence - target)).clamp(low, high)
 
 
 def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str = "non-saturating") -> torch.Tensor:

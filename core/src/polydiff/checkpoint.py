@@ -342,7 +342,8 @@ def load_trained(folder, build, device="cpu", *, config_model=None) -> LoadedMod
     return LoadedModel(net=net, schedule=components().schedules.get_named(config["schedule"]),
                        prediction=config["prediction"], config=config, mask_id=config.get("mask_id"),
                        step_grids=read_grids(where), latent=tuple(latent) if latent else None,
-                       times=config.get("times"))
+                       times=config.get("times"), guidance=config.get("guidance"),
+                       sampler=config.get("sampler", "ddpm" if config.get("times") else None))
 
 
 def check_model_config(build, model_config: dict, tensors: dict | None = None, *, where="checkpoint",

@@ -194,10 +194,14 @@ class LoadedModel:
     step_grids: list = field(default_factory=list)  # grids tuned for it (step-grids.json, polydiff.tune_steps)
     space: ModelSpace | None = None  # its own data and prompt encoders, where it brings them
     source: dict = field(default_factory=dict)  # a user's model: its folder and weight hashes (metadata)
-    # a few-step generator (objective="ddgan"): net(x, t, cond, z=z) with z of latent shape per
-    # sample, drawn from the sample's seed; it samples (ddpm) over exactly the times it was trained on
+    # a few-step model samples with its one ``sampler`` over exactly the ``times`` it was trained
+    # on: a DDGAN generator (ddpm; net(x, t, cond, z=z) with z of ``latent`` shape per sample,
+    # drawn from the sample's seed) or a distilled student (ddim; the teacher's ``guidance``
+    # distilled in, so it runs without guidance's second branch)
     latent: tuple[int, ...] | None = None
     times: list[float] | None = None
+    sampler: str | None = None
+    guidance: float | None = None
 
 
 @dataclass

@@ -92,6 +92,11 @@ class SamplingRun:
         request = context.request
         self.loaded = loaded = context.model()
         self.guidance = plan.guidance if request.guidance is None else request.guidance
+        if loaded.guidance is not None:  # distilled in: the student runs unguided
+            if request.guidance is not None and request.guidance != loaded.guidance:
+                raise InvalidInputError(f"guidance: backend {context.backend.name!r} has guidance "
+                                        f"{loaded.guidance:g} distilled in; leave --guidance out")
+            self.guidance = 1.0
         self.denoiser = guided(as_denoiser(loaded.net, loaded.schedule, loaded.prediction),
                                plan.cond, plan.uncond, self.guidance)
         default_sampler, default_spacing = DEFAULTS[getattr(loaded.schedule, "process", "gaussian")]
@@ -118,22 +123,23 @@ class SamplingRun:
 
 
 def _few_step(request, plan, loaded, backend: str) -> str:
-    """The sampler of a few-step generator (ddpm: the posterior step it was trained with), after
-    refusing, in one line, what it cannot do: other step counts, samplers or spacings, and runs
-    that start part-way (img2img, SDEdit), whose start time it was not trained on."""
-    trained = len(loaded.times) - 1
+    """The sampler of a few-step model (a DDGAN's ddpm, the posterior step it was trained with;
+    a distilled student's ddim), after refusing, in one line, what it cannot do: other step
+    counts, samplers or spacings, and runs that start part-way (img2img, SDEdit), whose start
+    time it was not trained on."""
+    trained, own = len(loaded.times) - 1, loaded.sampler or "ddpm"
     if request.steps is not None and request.steps != trained:
         raise InvalidInputError(f"steps: backend {backend!r} is a {trained}-step generator, trained for exactly "
                                 f"those {trained} steps; leave --steps out or give {trained}")
-    if (request.sampler or "ddpm") != "ddpm":
-        raise InvalidInputError(f"sampler: backend {backend!r} samples with ddpm, the posterior step it was "
+    if (request.sampler or own) != own:
+        raise InvalidInputError(f"sampler: backend {backend!r} samples with {own}, the step it was "
                                 f"trained with, not {request.sampler!r}")
     if request.spacing is not None:
         raise InvalidInputError(f"spacing: backend {backend!r} samples the {trained + 1} times it was trained on")
     if any(c.t_start is not None for c in plan.constraints):
         raise InvalidInputError(f"task: {request.task} starts part-way through the process, which the "
-                                f"{trained}-step generator {backend!r} was not trained for; use a diffusion backend")
-    return "ddpm"
+                                f"{trained}-step model {backend!r} was not trained for; use a diffusion backend")
+    return own
 
 
 def load_encoder(name: str, device: str = "cpu") -> Any:

@@ -1,7 +1,10 @@
 """Training a denoiser: MSE to the eps/v/x0/flow target, AdamW, EMA, gradient clipping,
 condition dropout for guidance, atomic safetensors checkpoints, exact resume, and DDP; or,
 with ``objective="ddgan"`` and a discriminator, a few-step generator trained adversarially
-(``polydiff.adversarial``) with the same data, EMA, checkpoints, resume and DDP.
+(``polydiff.adversarial``; ``objective="diffusion-gan"``: a one-step generator judged through
+instance noise of adaptive level), or with ``objective="distill"``, a few-step student regressed on a
+teacher's recorded paths (``polydiff.distillation``), with the same EMA, checkpoints, resume and
+DDP.
 
 Every random draw of step k is a pure function of (seed, rank, k): each step reseeds the
 trainer's generators and, inside ``fit``, torch's global generator (for dropout layers in the
@@ -43,7 +46,7 @@ from .request import describe
 MODEL = "model"  # the EMA weights + config: what generation loads
 STATE = "train_state"  # raw weights, EMA, optimizer and step: what resuming loads
 # a resume must continue the same run: these fields of the saved TrainConfig must match
-SAME_RUN = ("prediction", "schedule", "batch_size", "seed", "backend", "objective", "gan_steps")
+SAME_RUN = ("prediction", "schedule", "batch_size", "seed", "backend", "objective", "few_steps")
 
 
 class TrainingInterrupted(PolydiffError):
@@ -110,12 +113,23 @@ class TrainConfig(BaseModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     autocast: Literal["bf16", "fp16"] | None = Field(
         None, description="mixed-precision forward pass (bf16 speeds up CPUs with AVX512-BF16)")
-    objective: Literal["denoise", "ddgan"] = Field(
-        "denoise", description="ddgan: a few-step generator against a discriminator (polydiff.adversarial)")
-    gan_steps: int = Field(4, ge=1, le=64, description="ddgan: the denoising steps it is trained for (1: a GAN)")
+    objective: Literal["denoise", "ddgan", "diffusion-gan", "distill"] = Field(
+        "denoise", description="ddgan: a few-step generator against a discriminator (polydiff.adversarial); "
+                               "diffusion-gan: a one-step generator, judged on real and fake inputs noised "
+                               "by the forward process up to an adaptive level; "
+                               "distill: a few-step student of a teacher's paths (polydiff.distillation)")
+    few_steps: int = Field(4, ge=1, le=64, description="ddgan, distill: the steps it is trained for (ddgan 1: a GAN)")
+    teacher_guidance: float | None = Field(
+        None, gt=0, allow_inf_nan=False,
+        description="distill: the guidance the teacher's paths were solved with (recorded; the student runs without)")
     gan_loss: Literal["non-saturating", "hinge"] = "non-saturating"
     r1: float = Field(0.0, ge=0, allow_inf_nan=False, description="ddgan: weight of the R1 penalty on real inputs")
     d_lr: float | None = Field(None, gt=0, description="ddgan: the discriminator's learning rate; None: lr")
+    dgan_target: float = Field(0.6, gt=-1, lt=1, description="diffusion-gan: the mean sign of the discriminator's "
+                                                              "logits on real inputs that the noise level holds")
+    dgan_levels: tuple[float, float] = Field((0.05, 0.6), description="diffusion-gan: the range of the noise level "
+                                                                       "(the largest t of the instance noise)")
+    dgan_step: float = Field(0.002, gt=0, le=1, description="diffusion-gan: how far the level moves per step")
 
     @field_validator("betas")
     @classmethod
@@ -145,11 +159,20 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _adversarial_fits(self):
-        if self.objective == "ddgan":
+        if self.objective in ("ddgan", "diffusion-gan"):
             if getattr(resolve("schedules", self.schedule), "process", "gaussian") != "gaussian":
-                raise ValueError(f"objective: ddgan needs a Gaussian schedule, not {self.schedule!r}")
+                raise ValueError(f"objective: {self.objective} needs a Gaussian schedule, not {self.schedule!r}")
             if self.prediction != "x0":
-                raise ValueError(f"prediction: a ddgan generator predicts x0, not {self.prediction!r}")
+                raise ValueError(f"prediction: a {self.objective} generator predicts x0, not {self.prediction!r}")
+            lo, hi = self.dgan_levels
+            if not 0 <= lo <= hi <= 1:
+                raise ValueError(f"dgan_levels: two times 0 <= low <= high <= 1, got {self.dgan_levels}")
+        if self.objective == "distill":
+            if self.prediction not in ("eps", "v", "x0", "flow"):
+                raise ValueError(f"prediction: a distilled student predicts eps, v, x0 or flow, not {self.prediction!r}")
+            if self.cond_dropout > 0:
+                raise ValueError("cond_dropout: a distilled student learns the (guided) teacher's paths for "
+                                 "each condition; set it to 0")
         return self
 
     @model_validator(mode="after")
@@ -206,6 +229,11 @@ class Trainer:
     ``objective="ddgan"``: ``model`` is a generator ``G(x_t, t, cond, z=z) -> x0_hat`` with a
     ``latent_shape`` attribute (its noise input per sample) and ``discriminator`` a network
     ``D(x_s, x_t, t, cond) -> logits [batch]``; both are checkpointed and resumed.
+
+    ``objective="distill"``: ``data`` gives ``(paths, cond)``, a teacher's states at the
+    ``few_steps + 1`` trained times (``polydiff.PathData`` over ``polydiff.teacher_paths``), and
+    ``model(x_t, t, cond)`` learns the one DDIM step between neighbouring states; start it from
+    the teacher's weights.
     """
 
     def __init__(self, model: torch.nn.Module, config: TrainConfig | dict, data, *, null_cond=None,
@@ -236,10 +264,15 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(params, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay)
         self.discriminator = self.d_optimizer = None
         self.d_history: list[tuple[int, float]] = []  # ddgan: the discriminator's mean loss
-        if c.objective == "ddgan":
+        self.times = None  # a few-step model's trained times
+        if c.objective in ("ddgan", "diffusion-gan"):
             self._init_adversarial(model, discriminator)
         elif discriminator is not None:
-            raise InvalidInputError("discriminator: only objective='ddgan' trains one")
+            raise InvalidInputError("discriminator: only objective='ddgan' or 'diffusion-gan' trains one")
+        if c.objective == "distill":
+            from .adversarial import trained_times
+
+            self.times = trained_times(self.schedule, c.few_steps)
         self.ema: dict[str, torch.Tensor] | None = None
         self.step = 0
         self.history: list[tuple[int, float]] = []  # (step, mean loss since the previous entry)
@@ -250,14 +283,19 @@ class Trainer:
         from .adversarial import trained_times
 
         if not isinstance(discriminator, torch.nn.Module):
-            raise InvalidInputError("discriminator: objective='ddgan' needs a torch.nn.Module "
-                                    "D(x_s, x_t, t, cond) -> logits")
+            raise InvalidInputError(f"discriminator: objective={self.config.objective!r} needs a torch.nn.Module "
+                                    + ("D(x_t, t, cond) -> logits" if self.config.objective == "diffusion-gan"
+                                       else "D(x_s, x_t, t, cond) -> logits"))
         latent = getattr(model, "latent_shape", None)
         if not (isinstance(latent, (tuple, list)) and latent and all(isinstance(d, int) and d > 0 for d in latent)):
             raise InvalidInputError("model: a ddgan generator declares latent_shape, the shape of its "
                                     f"noise input z per sample (a tuple of positive ints), got {latent!r}")
         self.latent_shape = tuple(latent)
-        self.times = trained_times(self.schedule, self.config.gan_steps)
+        one_step = self.config.objective == "diffusion-gan"
+        self.times = trained_times(self.schedule, 1 if one_step else self.config.few_steps)
+        # diffusion-gan: the instance noise's level, moved each step (no host sync) and resumed
+        self.level = torch.tensor(float(self.config.dgan_levels[0]), device=self.device)
+        self.level_history: list[tuple[int, float]] = []
         self.discriminator = discriminator.to(self.device)
         c = self.config
         self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=c.d_lr or c.lr, betas=c.betas,
@@ -301,6 +339,8 @@ class Trainer:
                         if self.discriminator is not None:
                             self.d_history.append((self.step, float(self._d_total / count)))
                             self._d_total.zero_()
+                        if cfg.objective == "diffusion-gan":
+                            self.level_history.append((self.step, float(self.level)))
                         total, count = torch.zeros((), device=self.device), 0
                     if stop.signum is not None:
                         self._save()
@@ -334,6 +374,9 @@ class Trainer:
                 torch.cuda.manual_seed(self._seed("model"))
         batch = self.data(cfg.batch_size, self._gdata)
         x0, cond = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.autocast)
+        if cfg.objective == "distill":
+            return self._distill_step(net, x0, _to_device(cond, dev), dtype)
         masked = cfg.prediction == "logits"
         if not isinstance(x0, torch.Tensor) or x0.is_floating_point() == masked:
             raise InvalidInputError("data(batch_size, generator) must return (x0, cond) with x0 "
@@ -348,9 +391,10 @@ class Trainer:
         if cond is not None and self.null_cond is not None and cfg.cond_dropout > 0:
             drop = torch.rand(n, generator=g, device=dev) < cfg.cond_dropout
             cond = _replace_rows(drop, _to_device(self.null_cond(n), dev), cond)
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.autocast)
         if cfg.objective == "ddgan":
             return self._adversarial_step(net, x0, cond, dtype)
+        if cfg.objective == "diffusion-gan":
+            return self._diffusion_gan_step(net, x0, cond, dtype)
         loss = (self._masked_loss if masked else self._gaussian_loss)(net, x0, noise, t, cond, dtype)
         self._descend(self.optimizer, self.model, loss)
         return loss.detach()
@@ -379,7 +423,7 @@ class Trainer:
             return torch.randn(shape, generator=g, device=dev, dtype=x0.dtype)
 
         times = torch.tensor(self.times, device=dev, dtype=x0.dtype)
-        k = torch.randint(0, cfg.gan_steps, (n,), generator=g, device=dev)
+        k = torch.randint(0, cfg.few_steps, (n,), generator=g, device=dev)
         t, s = times[k], times[k + 1]
         xt = _bcast(sched.alpha(t), x0) * x0 + _bcast(sched.sigma(t), x0) * randn(x0.shape)
         real = posterior(sched, x0, xt, t, s, randn(x0.shape))
@@ -403,6 +447,80 @@ class Trainer:
         self._descend(self.optimizer, self.model, g_loss)
         self._d_total += d_loss.detach()
         return g_loss.detach()
+
+    def _diffusion_gan_step(self, net, x0, cond, dtype) -> torch.Tensor:
+        """Diffusion-GAN: the generator makes x0 from pure noise and z in one call; real and fake
+        samples are both diffused to a random t below the adaptive level and judged there (the
+        generator's gradient flows through its diffused fakes); the level then moves to keep
+        the discriminator's confidence on real inputs at ``dgan_target``."""
+        from .adversarial import adapt_level, discriminator_loss, generator_loss, r1_penalty
+
+        cfg, g, dev, sched = self.config, self._gnoise, x0.device, self.schedule
+        n = x0.shape[0]
+
+        def randn(shape):
+            return torch.randn(shape, generator=g, device=dev, dtype=x0.dtype)
+
+        top = torch.full((n,), self.times[0], device=dev, dtype=x0.dtype)
+        start, z = randn(x0.shape), randn((n, *self.latent_shape))
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            fake = net(start, top, cond, z=z)
+        if fake.shape != x0.shape:
+            raise InvalidInputError(f"generator returned shape {tuple(fake.shape)} for input {tuple(x0.shape)}")
+        fake = fake.float().to(x0.dtype)
+        t = self.level.to(x0.dtype) * torch.rand(n, generator=g, device=dev, dtype=x0.dtype)
+        alpha, sigma = _bcast(sched.alpha(t), x0), _bcast(sched.sigma(t), x0)
+        eps_real, eps_fake = randn(x0.shape), randn(x0.shape)
+        real_y, fake_y = alpha * x0 + sigma * eps_real, alpha * fake + sigma * eps_fake
+        d = self._d_net
+        pair = torch.cat([real_y, fake_y.detach()]).requires_grad_(cfg.r1 > 0)
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            logits = d(pair, torch.cat([t, t]), _cat(cond, cond)).float()
+        real_logits, fake_logits = logits[:n], logits[n:]
+        d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss)
+        if cfg.r1 > 0:
+            d_loss = d_loss + cfg.r1 / 2 * r1_penalty(real_logits, pair)
+        self._descend(self.d_optimizer, self.discriminator, d_loss, (cfg.d_lr or cfg.lr) / cfg.lr)
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            g_loss = generator_loss(d(fake_y, t, cond).float(), cfg.gan_loss)
+        self._descend(self.optimizer, self.model, g_loss)
+        confidence = real_logits.detach().sign().mean()
+        if self.world_size > 1:  # every rank moves the level alike
+            torch.distributed.all_reduce(confidence)
+            confidence = confidence / self.world_size
+        self.level = adapt_level(self.level, confidence, cfg.dgan_target, cfg.dgan_step, *cfg.dgan_levels)
+        self._d_total += d_loss.detach()
+        return g_loss.detach()
+
+    def _distill_step(self, net, paths, cond, dtype) -> torch.Tensor:
+        """One step of trajectory distillation: at a random recorded state of each path, the
+        student's prediction against the one that makes DDIM land on the path's next state."""
+        from .distillation import jump_target
+
+        cfg, g, dev = self.config, self._gnoise, self.device
+        steps = cfg.few_steps
+        if not (isinstance(paths, torch.Tensor) and paths.is_floating_point() and paths.dim() >= 3
+                and paths.shape[1] == steps + 1):
+            got = tuple(paths.shape) if isinstance(paths, torch.Tensor) else type(paths).__name__
+            raise InvalidInputError(f"data: objective='distill' needs teacher paths [batch, few_steps + 1 = {steps + 1}, "
+                                    f"...] of floats (polydiff.distillation.teacher_paths), got {got}")
+        paths = paths.to(dev, non_blocking=True)
+        n = paths.shape[0]
+        rows = torch.arange(n, device=dev)
+        k = torch.randint(0, steps, (n,), generator=g, device=dev)
+        times = torch.tensor(self.times, device=dev, dtype=paths.dtype)
+        t, s = times[k], times[k + 1]
+        xt, xs = paths[rows, k], paths[rows, k + 1]
+        x0 = jump_target(self.schedule, xt, xs, t, s)
+        alpha, sigma = _bcast(self.schedule.alpha(t), xt), _bcast(self.schedule.sigma(t), xt)
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            out = net(xt, t, cond)
+        target = target_for(cfg.prediction, x0, (xt - alpha * x0) / sigma, alpha, sigma)
+        if out.shape != target.shape:
+            raise InvalidInputError(f"model returned shape {tuple(out.shape)} for input {tuple(xt.shape)}")
+        loss = torch.nn.functional.mse_loss(out.float(), target.float())
+        self._descend(self.optimizer, self.model, loss)
+        return loss.detach()
 
     def _gaussian_loss(self, net, x0, eps, t, cond, dtype) -> torch.Tensor:
         alpha, sigma = _bcast(self.schedule.alpha(t), x0), _bcast(self.schedule.sigma(t), x0)
@@ -465,8 +583,10 @@ class Trainer:
         c = self.config
         return {"model_config": self.model_config, "prediction": c.prediction, "schedule": c.schedule,
                 **({"mask_id": c.mask_id} if c.mask_id is not None else {}),
-                **({"times": self.times, "latent_shape": list(self.latent_shape)}
+                **({"times": self.times, "latent_shape": list(self.latent_shape), "sampler": "ddpm"}
                    if self.discriminator is not None else {}),
+                **({"times": self.times, "sampler": "ddim", "guidance": c.teacher_guidance}
+                   if c.objective == "distill" else {}),
                 "t_range": list(self.t_range), "step": self.step, "train": c.model_dump(mode="json")}
 
     def _save(self) -> Path:
@@ -482,7 +602,8 @@ class Trainer:
         extra = {}
         if self.discriminator is not None:
             d_optim, extra["d_optimizer"] = _flatten_optimizer(self.d_optimizer.state_dict())
-            tensors.update({**_prefix("disc.", self.discriminator.state_dict()), **_prefix("doptim.", d_optim)})
+            tensors.update({**_prefix("disc.", self.discriminator.state_dict()), **_prefix("doptim.", d_optim),
+                            "level": self.level.reshape(1)})
         save_checkpoint(out, tensors, {**info, "optimizer": optim_meta, "world_size": self.world_size, **extra},
                         name=STATE)
         return path
@@ -504,6 +625,8 @@ class Trainer:
                 self.discriminator.load_state_dict(_section(tensors, "disc."))
                 self.d_optimizer.load_state_dict(_unflatten_optimizer(_section(tensors, "doptim."),
                                                                       meta["d_optimizer"]))
+                if "level" in tensors:
+                    self.level = tensors["level"][0].to(self.device)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise InvalidInputError(f"cannot resume from {out / STATE}.safetensors: {exc}") from None
         self.ema, self.step = ema, int(meta["step"])

@@ -317,11 +317,12 @@ def explain(modality, prompt, out, seed, steps, device) -> None:
 @click.option("-o", "--out", default=None, help="folder for the report and samples (default out/eval/MODALITY)")
 @click.option("--quick", is_flag=True, help="a small run (for smoke tests)")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def evaluate(modality, out, quick, as_json) -> None:
+@click.option("--backend", default=None, help="evaluate this backend of the modality (default: its default)")
+def evaluate(modality, out, quick, as_json, backend) -> None:
     """Run a modality's evaluator, print its report and save it (report.json, report.md)."""
     from ..evaluation import evaluate as run
 
-    report = run(modality, out, quick)
+    report = run(modality, out, quick, backend=backend)
     click.echo(json.dumps(report, indent=2) if as_json else report.get("markdown", json.dumps(report, indent=2)))
 
 

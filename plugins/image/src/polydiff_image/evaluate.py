@@ -36,16 +36,17 @@ def paraphrase(attrs: dict, rng: np.random.Generator) -> str:
     return str(rng.choice(TEMPLATES)).format(place=PLACES[attrs["position"]], **words)
 
 
-def adherence(prompts: int, seed: int, steps: int, phrase=None, **fields) -> dict:
+def adherence(prompts: int, seed: int, steps: int | None, phrase=None, **fields) -> dict:
     """Accuracy per attribute and the one-shape rate, by the checker that can say no; ``phrase``
     writes the prompt (default: the training caption style)."""
     rng = np.random.default_rng(seed)
     hits = {k: 0 for k in ATTRIBUTES}
-    one_shape, misses = 0, []
+    one_shape, misses, resolved = 0, [], {}
     for i in range(prompts):
         attrs = data.random_attributes(rng)
         prompt = phrase(attrs, rng) if phrase else data.caption(**attrs)
         result = polydiff.generate("image", prompt, n=1, seed=seed + i, steps=steps, **fields)
+        resolved = result.metadata["resolved"]
         one_shape += count_shapes(result.outputs[0]) == 1
         found = read_attributes(result.outputs[0]) or {}
         for k in ATTRIBUTES:
@@ -53,10 +54,11 @@ def adherence(prompts: int, seed: int, steps: int, phrase=None, **fields) -> dic
         if found != attrs and len(misses) < 10:
             misses.append({"prompt": prompt, "read": found})
     return {"accuracy": {k: hits[k] / prompts for k in ATTRIBUTES}, "one_shape": one_shape / prompts,
-            "prompts": prompts, "misses": misses}
+            "prompts": prompts, "misses": misses,
+            "sampled": {k: resolved.get(k) for k in ("backend", "sampler", "steps", "spacing", "guidance")}}
 
 
-def editing(images: int, seed: int, steps: int) -> dict:
+def editing(images: int, seed: int, steps: int | None, **fields) -> dict:
     from PIL import Image
 
     truth, captions, attrs = data.batch(images, seed, drop=0.0)
@@ -70,7 +72,7 @@ def editing(images: int, seed: int, steps: int) -> dict:
         mask = torch.zeros(32, 32)
         mask[max(cy - 7, 0):cy + 7, max(cx - 7, 0):cx + 7] = 1
         out = polydiff.generate("image", caption, task="inpaint", init=x.permute(1, 2, 0).numpy(),
-                                mask=mask.numpy(), seed=seed + i, steps=steps).outputs[0]
+                                mask=mask.numpy(), seed=seed + i, steps=steps, **fields).outputs[0]
         known = x * (1 - mask)
         fill = known.sum((1, 2), keepdim=True) / (1 - mask).sum()
         scores["inpaint"]["model"].append(psnr(out, x))
@@ -78,7 +80,7 @@ def editing(images: int, seed: int, steps: int) -> dict:
         # super-resolution from 8x8 (average pooling); baseline: bicubic
         low = torch.nn.functional.avg_pool2d(x[None], 4)[0]
         out = polydiff.generate("image", task="super-resolution", init=low.permute(1, 2, 0).numpy(),
-                                seed=seed + i, steps=steps).outputs[0]
+                                seed=seed + i, steps=steps, **fields).outputs[0]
         pil = Image.fromarray((low.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
         bicubic = torch.from_numpy(np.asarray(pil.resize((32, 32), Image.BICUBIC), np.float32) / 255).permute(2, 0, 1)
         scores["super-resolution"]["model"].append(psnr(out, x))
@@ -86,22 +88,28 @@ def editing(images: int, seed: int, steps: int) -> dict:
         # denoise: Gaussian noise of std 0.2 (clipped to [0, 1]); baseline: the noisy input itself
         noisy = (x + 0.2 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
         out = polydiff.generate("image", task="denoise", init=noisy.permute(1, 2, 0).numpy(), noise_level=0.2,
-                                seed=seed + i, steps=steps).outputs[0]
+                                seed=seed + i, steps=steps, **fields).outputs[0]
         scores["denoise"]["model"].append(psnr(out, x))
         scores["denoise"]["baseline"].append(psnr(noisy, x))
     return {t: {k: float(np.mean(v)) for k, v in s.items()} | {"gain_db": float(np.mean(s["model"]) - np.mean(s["baseline"]))}
             for t, s in scores.items()}
 
 
-def run(out="out/eval/image", quick: bool = False, seed: int = 1234, steps: int = 20) -> dict:
+def run(out="out/eval/image", quick: bool = False, seed: int = 1234, steps: int | None = None,
+        backend: str | None = None) -> dict:
+    """``steps`` None: the task's default (20 for diffusion; a few-step backend's own count)."""
     started = time.perf_counter()
     prompts, images = (6, 2) if quick else (96, 24)
-    report = {"steps": steps, "seed": seed, "adherence": adherence(prompts, seed, steps),
-              "paraphrased": adherence(prompts, seed, steps, phrase=paraphrase),
-              "editing": editing(images, seed + 10_000, steps)}
+    fields = {"backend": backend} if backend else {}
+    report = {"seed": seed, "adherence": adherence(prompts, seed, steps, **fields),
+              "paraphrased": adherence(prompts, seed, steps, phrase=paraphrase, **fields),
+              "editing": editing(images, seed + 10_000, steps, **fields)}
+    sampled = report["adherence"]["sampled"]
+    report["steps"], report["backend"] = sampled["steps"], sampled["backend"]
     report["seconds"] = round(time.perf_counter() - started, 1)
     acc, par = report["adherence"], report["paraphrased"]
-    lines = [f"# image evaluation ({prompts} prompts, {images} edit images, {steps} steps, seed {seed})", "",
+    lines = [f"# image evaluation: {sampled['backend']}, {sampled['sampler']} {sampled['steps']} steps, guidance "
+             f"{sampled['guidance']:g} ({prompts} prompts, {images} edit images, seed {seed})", "",
              "| attribute | caption-style | paraphrased |", "|---|---|---|"]
     lines += [f"| {k} | {acc['accuracy'][k]:.1%} | {par['accuracy'][k]:.1%} |" for k in ATTRIBUTES]
     lines += [f"| one shape per image | {acc['one_shape']:.1%} | {par['one_shape']:.1%} |"]
