@@ -161,6 +161,18 @@ def test_eval_errors(runner, tmp_path, args, needles):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("args, needles", [
+    (["image", "--backend", "points2d-mlp"], ["backend: 'points2d-mlp' is a backend of 'points2d', not 'image'"]),
+    (["image", "--backend", "nosuch"], ["nosuch"]),
+    (["audio", "--backend", "notes-unet"], ["backend: the audio evaluator scores its default backend only"]),
+])
+def test_eval_backend_errors(runner, tmp_path, args, needles):
+    needs("points2d", "image", "audio")
+    out = tmp_path / "report"
+    assert_one_line_error(run(runner, "eval", *args, "-o", out), *needles)
+    assert not out.exists()
+
+
 # --------------------------------------------------------------------------- listings and plugins
 
 
