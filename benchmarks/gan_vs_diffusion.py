@@ -176,7 +176,14 @@ def main():
     parser.add_argument("--models", default="gan,dgan,ddgan2,ddgan4,diffusion,distill4",
                         help="which to train (comma-separated)")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--merge", type=Path, help="keep the rows of models not trained now from this earlier "
+                                                     "gan_vs_diffusion.json (their commit is listed)")
     args = parser.parse_args()
+    earlier = json.loads(args.merge.read_text()) if args.merge else None
+    if earlier is not None:
+        differ = [k for k in ("steps", "seeds", "hidden") if earlier[k] != getattr(args, k)]
+        if differ:
+            raise SystemExit(f"--merge: {args.merge} was run with other {', '.join(differ)}")
     torch.set_num_threads(1)
     HIDDEN = args.hidden
     out = Path(args.out)
@@ -215,9 +222,16 @@ def main():
               "hidden": HIDDEN,
               "rows": rows, "seconds": time.perf_counter() - started,
               "discriminator_parameters": params(Discriminator())}
+    figure = "gan_vs_diffusion.png"
+    if earlier is not None:  # earlier rows first, so the table keeps its order; this run's plot beside the old one
+        trained = {r["model"] for r in rows}
+        kept = [{**r, "commit": earlier["commit"]} for r in earlier["rows"] if r["model"] not in trained]
+        report["rows"], report["merged"] = kept + rows, {"commit": earlier["commit"], "seconds": earlier["seconds"]}
+        figure = "gan_vs_diffusion_added.png"
+    report["figure"] = figure
     (out / "gan_vs_diffusion.json").write_text(json.dumps(report, indent=1))
     (out / "gan_vs_diffusion.md").write_text(markdown(report))
-    plot(scatter, curves, out / "gan_vs_diffusion.png")
+    plot(scatter, curves, out / figure)
     print(f"saved {out / 'gan_vs_diffusion.md'}")
 
 
@@ -228,7 +242,10 @@ def markdown(r: dict) -> str:
     lines = ["# GAN, DDGAN, Diffusion-GAN, diffusion and distilled diffusion on 25 Gaussians (2-D)", "",
              f"Produced by `benchmarks/gan_vs_diffusion.py --seeds {r['seeds']} --steps {r['steps']} "
              f"--hidden {r['hidden']}` in "
-             f"{r['seconds']:.0f} s on {r['machine']}; {r['note']}; commit {r['commit']}. One torch thread.", "",
+             f"{r['seconds']:.0f} s on {r['machine']}; {r['note']}; commit {r['commit']}. One torch thread."
+             + (f" Rows marked * are kept from an earlier run of the same command (commit {r['merged']['commit']}, "
+                f"{r['merged']['seconds']:.0f} s; `--merge`); the others were trained in this one." if "merged" in r else ""),
+             "",
              f"25 Gaussians at {{-2..2}}^2, std 0.05. Every network is the same MLP of 3 hidden layers of {r['hidden']} "
              f"(generator / denoiser {r['rows'][0]['parameters']:,} parameters, discriminator "
              f"{r['discriminator_parameters']:,}), trained by `polydiff.Trainer` for {r['steps']} steps of batch 512 "
@@ -245,11 +262,14 @@ def markdown(r: dict) -> str:
     for (model, nfe), rows in groups.items():
         collapsed = sum(x["modes"] < 20 for x in rows)
         samplers = sorted({x["sampler"] for x in rows})
-        lines.append(f"| {model} | {nfe} | {med(rows, 'modes', '{:.0f}')} | {med(rows, 'within_3sigma', '{:.3f}')} | "
+        star = "*" if "merged" in r and rows[0].get("commit") == r["merged"]["commit"] else ""
+        lines.append(f"| {model}{star} | {nfe} | {med(rows, 'modes', '{:.0f}')} | {med(rows, 'within_3sigma', '{:.3f}')} | "
                      f"{med(rows, 'kl_uniform', '{:.3f}')} | {collapsed}/{len(rows)} | "
                      f"{statistics.median(x['seconds_per_sample'] for x in rows) * 1e6:.1f} | "
                      f"{statistics.median(x['train_seconds'] for x in rows):.0f} | {', '.join(samplers)} |")
     lines += ["", "![samples and loss curves](gan_vs_diffusion.png)", ""]
+    if r.get("figure", "gan_vs_diffusion.png") != "gan_vs_diffusion.png":
+        lines += [f"![samples and loss curves of the models trained in this run]({r['figure']})", ""]
     return "\n".join(lines)
 
 

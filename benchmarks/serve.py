@@ -36,6 +36,20 @@ CROWD_POLL = 0.1  # concurrent clients poll at 10 Hz: 16 clients at 100 Hz would
 AUDIO = {"modality": "audio", "prompt": "a plucked string playing an A minor chord", "options": {"seconds": 2}}
 CLI = {"image": ["generate", "image", "a red circle", "-n", "4"],
        "audio": ["generate", "audio", "a plucked string playing an A minor chord", "--seconds", "2"]}
+# the same requests on the few-step students (4 unguided steps, benchmarks/few_step_image.py)
+FEW_STEP = {"image": "shapes-turbo", "audio": "notes-turbo"}
+
+
+def latency_requests() -> list[tuple[dict, list[str]]]:
+    """(body, CLI argv) of each warm-latency row: the defaults, then each installed student."""
+    import polydiff
+
+    rows = [(IMAGE, CLI["image"]), (AUDIO, CLI["audio"])]
+    for body, argv in list(rows):
+        backend = FEW_STEP[body["modality"]]
+        if backend in polydiff.components().backends:
+            rows.append(({**body, "backend": backend}, [*argv, "--backend", backend]))
+    return rows
 
 
 class Server:
@@ -111,12 +125,12 @@ def pct(values, q: float) -> float:
 def latency(server: Server, repeats: int, tmp: str) -> list[str]:
     rows = ["| request | server warm p50 (s) | server runs (s) | fresh CLI median (s) | ratio CLI / server | target |",
             "|---|---|---|---|---|---|"]
-    for name, body in (("image", IMAGE), ("audio", AUDIO)):
+    for k, (body, argv) in enumerate(latency_requests()):
         run_job(server.url, {**body, "seed": 999})                    # warm-up: models load once
         warm = [run_job(server.url, {**body, "seed": i})[1] for i in range(repeats)]
-        cli = [cli_seconds(CLI[name], f"{tmp}/cli-{name}-{i}", i) for i in range(max(1, repeats // 2))]
+        cli = [cli_seconds(argv, f"{tmp}/cli-{k}-{i}", i) for i in range(max(1, repeats // 2))]
         p50, median = statistics.median(warm), statistics.median(cli)
-        shown = " ".join(a if " " not in a else f'"{a}"' for a in CLI[name])
+        shown = " ".join(a if " " not in a else f'"{a}"' for a in argv)
         rows.append(f"| `{shown}` | {p50:.3f} | {', '.join(f'{t:.3f}' for t in warm)} | {median:.2f} | "
                     f"{median / p50:.1f}x | p50 <= 0.5 s: {'yes' if p50 <= 0.5 else '**no**'} |")
         print(rows[-1], flush=True)

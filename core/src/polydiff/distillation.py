@@ -114,7 +114,7 @@ def distill(teacher, build, config, *, shape, conditions, paths: int = 4096, chu
     out = check_out_folder(config.out)
     guidance = config.teacher_guidance or 1.0
     meta = {"paths": paths, "sub_steps": sub_steps, "guidance": guidance, "seed": config.seed, "shape": list(shape),
-            "few_steps": config.few_steps, "teacher": teacher.config.get("_checkpoint", {}).get("sha256")}
+            "few_steps": config.few_steps, "teacher": fingerprint(teacher.net)}
     try:
         tensors, saved = load_checkpoint(out, name=PATHS_FILE)
     except InvalidInputError:
@@ -128,6 +128,17 @@ def distill(teacher, build, config, *, shape, conditions, paths: int = 4096, chu
     student.load_state_dict(teacher.net.state_dict())  # the student starts as the teacher
     student.requires_grad_(True).train()
     return Trainer(student, config, PathData(tensors["paths"], cond), model_config=model_config).fit()
+
+
+def fingerprint(net) -> str:
+    """sha256 of a network's tensors (names and bytes): which teacher a cache of paths came from."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, value in sorted(net.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _solve(teacher, shape, conditions, meta, config, chunk, progress, as_denoiser, guided, trained_times) -> dict:
