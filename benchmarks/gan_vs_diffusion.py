@@ -219,7 +219,7 @@ def main():
                       f"{best['within_3sigma']:.3f}, KL {best['kl_uniform']:.3f} ({best['sampler']}), "
                       f"train {seconds:.0f} s", flush=True)
     report = {"machine": machine(), "note": note, "commit": git_commit(), "steps": args.steps, "seeds": args.seeds,
-              "hidden": HIDDEN,
+              "hidden": HIDDEN, "models": args.models,
               "rows": rows, "seconds": time.perf_counter() - started,
               "discriminator_parameters": params(Discriminator())}
     figure = "gan_vs_diffusion.png"
@@ -241,7 +241,8 @@ def markdown(r: dict) -> str:
         groups.setdefault((row["model"], row["nfe"]), []).append(row)
     lines = ["# GAN, DDGAN, Diffusion-GAN, diffusion and distilled diffusion on 25 Gaussians (2-D)", "",
              f"Produced by `benchmarks/gan_vs_diffusion.py --seeds {r['seeds']} --steps {r['steps']} "
-             f"--hidden {r['hidden']}` in "
+             f"--hidden {r['hidden']}"
+             + (f" --models {r['models']} --merge EARLIER.json" if "merged" in r else "") + "` in "
              f"{r['seconds']:.0f} s on {r['machine']}; {r['note']}; commit {r['commit']}. One torch thread."
              + (f" Rows marked * are kept from an earlier run of the same command (commit {r['merged']['commit']}, "
                 f"{r['merged']['seconds']:.0f} s; `--merge`); the others were trained in this one." if "merged" in r else ""),

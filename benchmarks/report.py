@@ -12,7 +12,7 @@ from common import RESULTS
 
 PARTS = ["accuracy.md", "sampler_suite.md", "overhead.md", "overhead_cuda.md", "end_to_end.md", "end_to_end_cuda.md",
          "oracle_errors.md", "cli_latency.md", "serve.md", "diffusers_adapter.md",
-         "gan_vs_diffusion.md"]
+         "gan_vs_diffusion.md", "few_step.md"]
 
 
 def targets(folder: Path) -> list[str]:

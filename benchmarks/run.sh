@@ -10,6 +10,7 @@
 #      serve.py         `polydiff serve`: warm latency, throughput, a load test with a kill and restart
 #      diffusers_adapter.py  the diffusers backend on a tiny SD-shaped folder vs StableDiffusionPipeline
 #      gan_vs_diffusion.py   GAN, DDGAN and diffusion on 25 Gaussians: modes, quality, speed, stability
+#      few_step.py           the distilled 4-step image and audio students vs their 20-step teachers
 # and writes benchmarks/results/*.md, *.png and README.md (all tables in one page).
 # --quick: small sizes, a smoke test of the whole pipeline (results in out/bench-quick/).
 # On a machine with CUDA, 1b and 1c also run on the GPU (tables *_cuda.md).
@@ -38,6 +39,7 @@ if [ "${1:-}" = "--quick" ]; then
   "$PY" benchmarks/serve.py --quick --out "$OUT"
   "$PY" benchmarks/diffusers_adapter.py --repeats 2 --out "$OUT"
   "$PY" benchmarks/gan_vs_diffusion.py --seeds 1 --steps 300 --out "$OUT"
+  "$PY" benchmarks/few_step.py --image-prompts 4 --audio-prompts 4 --repeats 2 --out "$OUT"
 else
   "$PY" benchmarks/accuracy.py --out "$OUT"
   "$PY" benchmarks/sampler_suite.py --out "$OUT"
@@ -52,5 +54,6 @@ else
   "$PY" benchmarks/serve.py --out "$OUT"
   "$PY" benchmarks/diffusers_adapter.py --out "$OUT"
   "$PY" benchmarks/gan_vs_diffusion.py --out "$OUT"
+  "$PY" benchmarks/few_step.py --out "$OUT"
 fi
 "$PY" benchmarks/report.py "$OUT"

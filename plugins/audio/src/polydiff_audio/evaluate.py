@@ -97,16 +97,17 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-def adherence(prompts: int, seed: int, steps: int, judges=None) -> dict:
+def adherence(prompts: int, seed: int, steps: int | None, judges=None, **fields) -> dict:
     """Both prompt sets generated (sample i from seed + i) and judged by each of ``judges``
-    (name -> judge(wave, attrs); default the checker's ``judge``)."""
+    (name -> judge(wave, attrs); default the checker's ``judge``); ``fields`` go to generate
+    (e.g. ``backend``)."""
     judges = judges or {"checker": judge}
     report = {}
     for name, items in (("caption", caption_set(prompts, seed)), ("paraphrase", paraphrase_set(prompts // 2, seed + 1))):
         rows = {j: [] for j in judges}
         misses = []
         for i, (prompt, attrs) in enumerate(items):
-            wave = polydiff.generate("audio", prompt, seed=seed + i, steps=steps).outputs[0]
+            wave = polydiff.generate("audio", prompt, seed=seed + i, steps=steps, **fields).outputs[0]
             for j, fn in judges.items():
                 rows[j].append({**fn(wave, attrs), "asked_octave": attrs["octave"]})
             first = rows[next(iter(judges))][-1]

@@ -27,10 +27,15 @@ def register_encoders(register) -> None:
 
 @polydiff.hookimpl
 def register_backends(register) -> None:
-    from . import backend
+    from . import backend, student
 
     register(polydiff.Backend(
         "notes-unet", "audio", backend.load, prediction="v", devices=("cpu", "cuda"),
         checkpoint=str(backend.WEIGHTS_DIR / "model.safetensors"),
         description="text-conditioned 1-D UNet over log-mel frames, trained on synthesised notes",
         train=backend.train))
+    register(polydiff.Backend(
+        "notes-turbo", "audio", student.load, prediction="v", devices=("cpu", "cuda"),
+        checkpoint=str(student.WEIGHTS_DIR / "model.safetensors"),
+        description="notes-unet distilled into 4 steps without guidance (4 calls per clip, not 40)",
+        train=student.train))

@@ -16,10 +16,15 @@ def register_modalities(register) -> None:
 
 @polydiff.hookimpl
 def register_backends(register) -> None:
-    from . import backend
+    from . import backend, student
 
     register(polydiff.Backend(
         "shapes-unet", "image", backend.load, prediction="v", devices=("cpu", "cuda"),
         checkpoint=str(backend.WEIGHTS_DIR / "model.safetensors"),
         description="text-conditioned UNet (2.2M parameters) trained on procedural shapes",
         train=backend.train))
+    register(polydiff.Backend(
+        "shapes-turbo", "image", student.load, prediction="v", devices=("cpu", "cuda"),
+        checkpoint=str(student.WEIGHTS_DIR / "model.safetensors"),
+        description="shapes-unet distilled into 4 steps without guidance (4 calls per image, not 40)",
+        train=student.train))
