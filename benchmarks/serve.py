@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -190,7 +191,7 @@ def load_test(server: Server, jobs: int, clients: int, steps: int) -> list[str]:
                 try:
                     job_id = call(server.url, "POST", "/v1/jobs", body, timeout=30)["id"]
                     break
-                except (OSError, urllib.error.URLError) as exc:
+                except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:  # a reply cut by the kill
                     if isinstance(exc, urllib.error.HTTPError) and exc.code < 500 and exc.code != 429:
                         refused.append((j, exc.code))
                         return
@@ -204,7 +205,7 @@ def load_test(server: Server, jobs: int, clients: int, steps: int) -> list[str]:
                 try:
                     call(server.url, "DELETE", f"/v1/jobs/{job_id}")
                     cancelled_asked.add(job_id)
-                except OSError:
+                except (OSError, http.client.HTTPException):
                     pass
 
     sampler = threading.Thread(target=sample_memory, daemon=True)
