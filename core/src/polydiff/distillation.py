@@ -54,25 +54,9 @@ def teacher_paths(denoiser, shape, times, *, seed=0, sub_steps: int = 8, sampler
 def _log_snr_between(schedule, hi: float, lo: float, steps: int) -> list[float]:
     """``steps`` times after ``hi`` down to ``lo``, evenly spaced in log-SNR (the last segment,
     which ends at t = 0 where log-SNR is infinite, is spaced up to the schedule's ``t_min``)."""
-    end = max(lo, float(schedule.t_min))
-    grid = torch.linspace(0, 1, steps + 1, dtype=torch.float64)[1:]
-    lam_hi, lam_end = _lam(schedule, hi), _lam(schedule, end)
-    lams = lam_hi + (lam_end - lam_hi) * grid
-    inner = [_time_of(schedule, float(v), lo, hi) for v in lams[:-1]]
-    return inner + [lo]
-
-
-def _lam(schedule, t: float) -> float:
-    tt = torch.tensor([t], dtype=torch.float64)
-    return float(torch.log(schedule.alpha(tt) / schedule.sigma(tt)))
-
-
-def _time_of(schedule, lam: float, lo: float, hi: float) -> float:
-    """The time with log-SNR ``lam`` (bisection: log-SNR falls as t grows)."""
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if _lam(schedule, mid) > lam else (lo, mid)
-    return (lo + hi) / 2
+    ends = schedule.lam(torch.tensor([hi, max(lo, float(schedule.t_min))], dtype=torch.float64))
+    lams = ends[0] + (ends[1] - ends[0]) * torch.linspace(0, 1, steps + 1, dtype=torch.float64)[1:-1]
+    return [float(v) for v in schedule.t_of_lam(lams)] + [lo]
 
 
 class PathData:
@@ -102,9 +86,7 @@ def distill(teacher, build, config, *, shape, conditions, paths: int = 4096, chu
     per student step. The paths are kept in the out folder and reused by a resumed run. The
     student is ``build(**model_config)`` started from the teacher's weights; ``config`` is a
     ``TrainConfig(objective="distill", cond_dropout=0)`` for the teacher's schedule."""
-    from .adversarial import trained_times
     from .checkpoint import load_checkpoint, save_checkpoint
-    from .denoisers import as_denoiser, guided
     from .errors import InvalidInputError
     from .training import Trainer, check_out_folder
 
@@ -120,7 +102,7 @@ def distill(teacher, build, config, *, shape, conditions, paths: int = 4096, chu
     except InvalidInputError:
         tensors, saved = {}, {}
     if {k: saved.get(k) for k in meta} != meta:
-        tensors = _solve(teacher, shape, conditions, meta, config, chunk, progress, as_denoiser, guided, trained_times)
+        tensors = _solve(teacher, shape, conditions, meta, config, chunk, progress)
         save_checkpoint(out, tensors, meta, name=PATHS_FILE)
     cond = tensors.get("cond", {k[len("cond."):]: v for k, v in tensors.items() if k.startswith("cond.")} or None)
     model_config = teacher.config.get("model_config", {})
@@ -141,8 +123,12 @@ def fingerprint(net) -> str:
     return digest.hexdigest()
 
 
-def _solve(teacher, shape, conditions, meta, config, chunk, progress, as_denoiser, guided, trained_times) -> dict:
+def _solve(teacher, shape, conditions, meta, config, chunk, progress) -> dict:
+    """The teacher's guided paths in chunks of ``chunk`` prompts, with their condition rows."""
     from tqdm.auto import tqdm
+
+    from .adversarial import trained_times
+    from .denoisers import as_denoiser, guided
 
     times = trained_times(teacher.schedule, config.few_steps)
     denoise = as_denoiser(teacher.net, teacher.schedule, teacher.prediction)

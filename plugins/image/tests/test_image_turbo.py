@@ -59,3 +59,10 @@ def test_img2img_is_refused_not_run_from_an_untrained_time():
     init = np.zeros((32, 32, 3), np.float32)
     with pytest.raises(polydiff.InvalidInputError, match="task: img2img starts part-way"):
         polydiff.generate("image", "a red circle", task="img2img", init=init, backend=TURBO, n=1, seed=0)
+
+
+def test_the_evaluator_scores_the_student_and_reports_what_it_refuses(tmp_path):
+    report = polydiff.evaluate("image", tmp_path / "eval", quick=True, backend=TURBO)
+    assert report["backend"] == TURBO and report["steps"] == 4
+    assert "refused" in report["editing"]["denoise"] and "gain_db" in report["editing"]["inpaint"]
+    assert "refused by shapes-turbo" in (tmp_path / "eval" / "report.md").read_text()
