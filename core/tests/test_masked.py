@@ -51,6 +51,23 @@ def test_the_mdlm_bound_of_the_exact_denoiser_is_the_entropy_per_token():
     assert float(uniform) == pytest.approx(math.log(gm.vocab), rel=0.02)  # a model knowing nothing
 
 
+def test_stratified_training_times_cover_every_slice_and_stay_uniform():
+    """t_sampling="stratified" puts exactly one time in each 1/n slice of a batch, and each
+    time is still uniform on [0, 1) over batches, so the loss stays the unbiased bound."""
+    from polydiff.training import _training_times
+
+    g = torch.Generator().manual_seed(0)
+    t = _training_times(64, "stratified", g, "cpu")
+    assert sorted((t * 64).floor().long().tolist()) == list(range(64))
+    first = torch.stack([_training_times(8, "stratified", g, "cpu")[0] for _ in range(4000)])
+    counts = torch.bincount((first * 10).floor().long(), minlength=10).double()
+    assert float(((counts - 400) ** 2 / 400).sum()) < 27.9  # chi-square, 9 dof, p = 0.001
+    config = polydiff.TrainConfig.build(schedule="mask-linear", prediction="logits", mask_id=4, t_sampling="stratified")
+    assert config.t_sampling == "stratified"
+    with pytest.raises(polydiff.InvalidInputError, match="t_sampling"):
+        polydiff.TrainConfig.build(t_sampling="sobol")
+
+
 @pytest.mark.parametrize("name", ["mdlm", "remask", "blocks"])
 def test_each_masked_sampler_converges_to_the_exact_law(name):
     summary = kit.check_sampler(name)
