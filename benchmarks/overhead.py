@@ -69,17 +69,19 @@ def time_diffusers(cls, config, steps, batch, device):
 
 def slope(fn, repeats):
     """Per-step and per-call seconds: ``repeats`` pairs of a 10- and a 50-step run, each pair
-    giving one per-step estimate (the slope) and one set-up estimate (the intercept); returns
-    their medians and the per-step spread (min, max) across the pairs, which shows whether the
-    cost is steady from call to call."""
-    fn(STEPS[0])  # warm up
+    giving one per-step estimate (the slope), and a 1-step run beside each pair giving one
+    set-up estimate (its time less the pair's per-step time: extrapolated over one step, not
+    ten, so the per-step noise hardly enters it); returns their medians and the per-step spread
+    (min, max) across the pairs, which shows whether the cost is steady from call to call."""
+    fn(1)  # warm up
+    fn(STEPS[0])
     fn(STEPS[1])
     per_step, per_call = [], []
     for _ in range(repeats):
-        short, long = fn(STEPS[0]), fn(STEPS[1])
+        one, short, long = fn(1), fn(STEPS[0]), fn(STEPS[1])
         step = (long - short) / (STEPS[1] - STEPS[0])
         per_step.append(step)
-        per_call.append(short - STEPS[0] * step)
+        per_call.append(one - step)
     return statistics.median(per_step), statistics.median(per_call), (min(per_step), max(per_step))
 
 
@@ -142,7 +144,8 @@ def main():
         "# 1b. Framework overhead per sampling step: polydiff vs diffusers\n\n"
         "Denoiser `x * 0.5` (near free), shape [batch, 3, 32, 32] float32. Per-step time is the slope "
         f"between {STEPS[0]}- and {STEPS[1]}-step runs, the median of {args.repeats} pairs, with the spread "
-        "(min-max) across the pairs; set-up per call (grid / set_timesteps, x_T) is the intercept. "
+        "(min-max) across the pairs; set-up per call (grid / set_timesteps, x_T, the end of the call) is a 1-step "
+        "run's time less one step's, the median over the repeats. "
         "diffusers is timed before polydiff first runs (polydiff sets glibc's mmap and trim thresholds "
         "process-wide at its first `sample`, see `polydiff/heap.py`), and again at batch 64 after, "
         "under the same thresholds. polydiff: `polydiff.sample` (inference_mode, "

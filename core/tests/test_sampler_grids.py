@@ -68,3 +68,19 @@ def test_multistep_solvers_stay_stable_on_uneven_grids(problem, sampler):
         grid = _uneven(gm.schedule, steps)
         multistep, first_order = (_error(problem, s, grid, len(grid) - 1) for s in (sampler, "ddim"))
         assert multistep < 1.2 * first_order, f"{sampler}, {steps} steps on an uneven grid: {multistep} vs ddim {first_order}"
+
+
+def test_grids_are_built_once_per_schedule_spacing_and_steps():
+    """A call's set-up reuses the grid of an earlier call with the same settings (grids are
+    immutable), and any change of schedule, spacing, steps or start builds its own."""
+    from polydiff.loop import build_grid
+    from polydiff.schedules import VPLinear
+
+    first, other = VPLinear(), VPLinear(beta_max=10.0)
+    grid = build_grid(first, "logsnr", 10)
+    assert build_grid(first, "logsnr", 10) is grid
+    assert build_grid(other, "logsnr", 10).t != grid.t
+    assert len(build_grid(first, "logsnr", 12)) == 12
+    assert build_grid(first, "karras", 10).t != grid.t
+    assert build_grid(first, "logsnr", 10, t_start=0.5).t[0] == pytest.approx(0.5 * first.t_max)
+    assert build_grid(first, [0.9, 0.5], 2).t == (0.9, 0.5, 0.0)

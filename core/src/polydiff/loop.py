@@ -1,6 +1,7 @@
 """``sample``: run any sampler over any denoiser, with constraints, step hooks and a progress bar."""
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -30,17 +31,33 @@ def resolve(kind: str, value) -> Any:
     return getattr(components(), kind).get_named(value)
 
 
+# built grids per schedule: a grid is a pure function of (schedule, spacing, steps, t_start) and
+# immutable, and building one (a log-SNR inversion, float64 maths) is most of a call's set-up
+_GRIDS: "weakref.WeakKeyDictionary[NoiseSchedule, dict]" = weakref.WeakKeyDictionary()
+_GRIDS_PER_SCHEDULE = 64
+
+
 def build_grid(schedule, spacing, steps: int, t_start: float | None = None) -> Grid:
     if isinstance(spacing, (list, tuple)):
         times = check_times(spacing)
-    else:
-        spacing = resolve("spacings", spacing)
-        if not isinstance(spacing, Spacing):
-            raise InvalidInputError(f"spacing must be a name, a Spacing or a list of times, got {spacing!r}")
-        if t_start is not None:
-            t_start = min(float(t_start) * schedule.t_max, schedule.t_max)
-        times = spacing(schedule, steps, t_start)
-    return Grid.build(schedule, times)
+        return Grid.build(schedule, times)
+    spacing = resolve("spacings", spacing)
+    if not isinstance(spacing, Spacing):
+        raise InvalidInputError(f"spacing must be a name, a Spacing or a list of times, got {spacing!r}")
+    if t_start is not None:
+        t_start = min(float(t_start) * schedule.t_max, schedule.t_max)
+    key = (spacing, steps, t_start)
+    try:
+        cached = _GRIDS.setdefault(schedule, {})
+        grid = cached.get(key)
+    except TypeError:  # a schedule or spacing that cannot be a key: built every time
+        cached, grid = {}, None
+    if grid is None:
+        grid = Grid.build(schedule, spacing(schedule, steps, t_start))
+        if len(cached) >= _GRIDS_PER_SCHEDULE:
+            cached.pop(next(iter(cached)))
+        cached[key] = grid
+    return grid
 
 
 def _check_shape(shape) -> tuple[int, ...]:
