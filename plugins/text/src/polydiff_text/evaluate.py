@@ -30,7 +30,7 @@ import numpy as np
 import polydiff
 import torch
 
-from . import backend, baselines, baselines_ar, checker, data, vocab
+from . import backend, baselines, baselines_ar, checker, data, tasks, vocab
 
 # prompts phrased as users type them: not training captions, not the trainer's rewordings
 USER_PROMPTS = [
@@ -72,6 +72,8 @@ HAND_WRITTEN = [
     ("the laptop is plain , the keyboard is standard .", "neutral"),
 ]
 SAMPLERS = ("mdlm", "remask", "blocks")
+TEMPERATURES = (0.2, 0.3, 0.5, 1.0)
+GENERATION_FIGURES = ("grammatical", "vader_adherence", "distinct")
 
 
 def _layout_string(record: dict) -> str:
@@ -84,8 +86,9 @@ def _conds(prompts: list[str]) -> dict:
 
 
 @torch.inference_mode()
-def perplexity(records: list[dict], t_samples: int, seed: int, ar_folder: Path, batch: int = 64) -> dict:
-    """Per-token NLL (nats) and perplexity of the diffusion bound, the AR model and the bigram."""
+def perplexity(records: list[dict], t_samples: int, seed: int, ar_folder: Path | None, batch: int = 64) -> dict:
+    """Per-token NLL (nats) and perplexity of the diffusion bound, the AR model (left out when
+    ``ar_folder`` is None) and the bigram."""
     x = torch.tensor([backend.record_sequence(r) for r in records])
     count = (x != backend.ids(vocab.PAD)).sum(1).double()            # non-PAD tokens per sequence
     cond = _conds([r["caption"] for r in records])
@@ -108,21 +111,22 @@ def perplexity(records: list[dict], t_samples: int, seed: int, ar_folder: Path, 
     total = float(count.sum())
     nll = float(per_seq.sum()) / total
     se = float(math.sqrt(float((bounds.var(1) / t_samples).sum()))) / total
-    ar_model, ar_steps = _ar_model(ar_folder)
-    ar = 0.0
-    for lo in range(0, len(records), batch):
-        sl = slice(lo, lo + batch)
-        ar += float(baselines_ar.nll(ar_model, x[sl], {"sentence": cond["sentence"][sl]}).double().sum())
-    ar_nll = ar / total
+    ar_row = None
+    if ar_folder is not None:
+        ar_model, ar_steps = _ar_model(ar_folder)
+        ar = 0.0
+        for lo in range(0, len(records), batch):
+            sl = slice(lo, lo + batch)
+            ar += float(baselines_ar.nll(ar_model, x[sl], {"sentence": cond["sentence"][sl]}).double().sum())
+        ar_row = {"nll": ar / total, "perplexity": math.exp(ar / total), "train_steps": ar_steps}
     train = data.batch(4000, 0, split="train")
     bigram = baselines.Bigram().fit([_layout_string(r) for r in train])
     big_ppl = bigram.perplexity([_layout_string(r) for r in records])
     return {"records": len(records), "tokens": int(total), "t_samples": t_samples,
             "diffusion": {"nll": nll, "nll_se": se, "perplexity": math.exp(nll),
                           "perplexity_range_2se": [math.exp(nll - 2 * se), math.exp(nll + 2 * se)]},
-            "autoregressive": {"nll": ar_nll, "perplexity": math.exp(ar_nll), "train_steps": ar_steps},
-            "bigram": {"nll": math.log(big_ppl), "perplexity": big_ppl},
-            "ratio_to_ar": math.exp(nll) / math.exp(ar_nll)}
+            "autoregressive": ar_row, "bigram": {"nll": math.log(big_ppl), "perplexity": big_ppl},
+            "ratio_to_ar": math.exp(nll) / ar_row["perplexity"] if ar_row else None}
 
 
 def _ar_model(folder: Path):
@@ -140,10 +144,12 @@ def _sentiment_of(output: dict) -> str:
 
 
 def generation(prompts: list[tuple[str, str]], n: int, seed: int, **fields) -> dict:
-    """Grammatical share and VADER adherence of ``n`` samples per prompt."""
-    rows, misses = [], []
+    """Grammatical share, VADER adherence and diversity (the share of a prompt's ``n`` samples
+    that differ from each other, averaged over prompts: a low temperature trades it away)."""
+    rows, misses, distinct = [], [], []
     for j, (prompt, want) in enumerate(prompts):
         result = polydiff.generate("text", prompt, n=n, seed=seed + 1000 * j, **fields)
+        distinct.append(len({out["text"] for out in result.outputs}) / len(result.outputs))
         for out in result.outputs:
             ok, got = checker.parses_document(out["text"]), _sentiment_of(out)
             rows.append((ok, got == want, out.get("label") == want))
@@ -151,7 +157,7 @@ def generation(prompts: list[tuple[str, str]], n: int, seed: int, **fields) -> d
                 misses.append({"prompt": prompt, "text": out["text"], "parses": ok, "vader": got})
     a = np.array(rows, dtype=float)
     return {"samples": len(rows), "grammatical": float(a[:, 0].mean()), "vader_adherence": float(a[:, 1].mean()),
-            "own_label_adherence": float(a[:, 2].mean()), "misses": misses}
+            "own_label_adherence": float(a[:, 2].mean()), "distinct": float(np.mean(distinct)), "misses": misses}
 
 
 def infill(records: list[dict], seed: int) -> dict:
@@ -205,16 +211,29 @@ def sentiment(reviews: list[tuple[str, str]], bow) -> dict:
 
 
 def samplers(prompts: list[tuple[str, str]], n: int, steps: list[int], seed: int) -> dict:
+    """Each sampler at each number of steps, at generate's default temperature and guidance."""
     out = {}
     for name in SAMPLERS:
         for s in steps:
             g = generation(prompts, n, seed, sampler=name, steps=s)
-            out[f"{name}/{s}"] = {"sampler": name, "steps": s, "grammatical": g["grammatical"],
-                                  "vader_adherence": g["vader_adherence"]}
+            out[f"{name}/{s}"] = {"sampler": name, "steps": s, **{k: g[k] for k in GENERATION_FIGURES}}
     return out
 
 
-def run(out="out/eval/text", quick: bool = False, seed: int = 1234) -> dict:
+def temperatures(prompts: list[tuple[str, str]], n: int, seed: int) -> dict:
+    """generate's default sampler at each temperature, unguided and at guidance 2: what each
+    buys in grammar and prompt adherence and costs in diversity."""
+    out = {}
+    for w in (1.0, 2.0):
+        for t in TEMPERATURES:
+            g = generation(prompts, n, seed, temperature=t, guidance=w)
+            out[f"{t}/{w}"] = {"temperature": t, "guidance": w, **{k: g[k] for k in GENERATION_FIGURES}}
+    return out
+
+
+def run(out="out/eval/text", quick: bool = False, seed: int = 1234, autoregressive: bool = True) -> dict:
+    """The whole table; ``autoregressive=False`` leaves the AR baseline out of the perplexity
+    rows (it is trained first when missing, about 80 minutes)."""
     started = time.perf_counter()
     size = dict(ppl=48, t=4, n=1, infill=12, summ=8, sent=30, sampler_n=1, steps=[8, 24]) if quick else \
         dict(ppl=300, t=8, n=4, infill=120, summ=80, sent=200, sampler_n=2, steps=[8, 16, 48])
@@ -235,7 +254,10 @@ def run(out="out/eval/text", quick: bool = False, seed: int = 1234) -> dict:
     sampler_prompts = [p for i, p in enumerate(USER_PROMPTS + CAPTION_PROMPTS) if i % 3 == 0]
     report["samplers"] = samplers(sampler_prompts[:2] if quick else sampler_prompts, size["sampler_n"],
                                   size["steps"], seed + 2)
-    report["perplexity"] = perplexity(held[:size["ppl"]], size["t"], seed, Path(out) / "ar")   # last: the AR
+    report["temperatures"] = temperatures((CAPTION_PROMPTS + USER_PROMPTS)[::4] if quick else CAPTION_PROMPTS + USER_PROMPTS,
+                                          size["n"], seed + 3)
+    report["perplexity"] = perplexity(held[:size["ppl"]], size["t"], seed,
+                                      Path(out) / "ar" if autoregressive else None)   # last: the AR
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["markdown"] = markdown(report)
     return report   # polydiff.evaluate saves report.json and report.md under out
@@ -249,14 +271,17 @@ def markdown(r: dict) -> str:
              "| model | NLL / token (nats) | perplexity |", "|---|---|---|",
              f"| masked diffusion (MDLM bound, {p['t_samples']} t samples) | {d['nll']:.4f} ± {d['nll_se']:.4f} "
              f"| {d['perplexity']:.3f} |",
-             f"| autoregressive (same network, causal; {p['autoregressive']['train_steps']} steps) | {p['autoregressive']['nll']:.4f} | "
-             f"{p['autoregressive']['perplexity']:.3f} |",
+             *([f"| autoregressive (same network, causal; {p['autoregressive']['train_steps']} steps) "
+                f"| {p['autoregressive']['nll']:.4f} | {p['autoregressive']['perplexity']:.3f} |"]
+               if p["autoregressive"] else []),
              f"| bigram (add-0.1) | {p['bigram']['nll']:.4f} | {p['bigram']['perplexity']:.3f} |", "",
-             f"Diffusion / AR perplexity: {p['ratio_to_ar']:.3f} (target <= 1.3)", "",
-             "| generation | samples | grammatical | VADER adherence | own label adherence |", "|---|---|---|---|---|"]
+             (f"Diffusion / AR perplexity: {p['ratio_to_ar']:.3f} (target <= 1.3)" if p["ratio_to_ar"]
+              else "The autoregressive baseline was left out of this run."), "",
+             "| generation | samples | grammatical | VADER adherence | own label adherence | distinct |",
+             "|---|---|---|---|---|---|"]
     for k, v in g.items():
         lines.append(f"| {k.replace('_', ' ')} | {v['samples']} | {v['grammatical']:.1%} | {v['vader_adherence']:.1%} "
-                     f"| {v['own_label_adherence']:.1%} |")
+                     f"| {v['own_label_adherence']:.1%} | {v.get('distinct', float('nan')):.0%} |")
     lines += ["", "| infill (1-3 masked tokens per text) | token accuracy |", "|---|---|",
               f"| masked diffusion | {i['model_accuracy']:.1%} |", f"| bigram Viterbi fill | {i['bigram_accuracy']:.1%} |",
               "", f"| summarise ({s['paragraphs']} paragraphs) | ROUGE-1 | ROUGE-2 | all four facts |", "|---|---|---|---|",
@@ -269,7 +294,14 @@ def markdown(r: dict) -> str:
                      f"| {v['vader']['accuracy']:.1%} / {v['vader']['macro_f1']:.3f} |")
     lines.append(f"\nThe grammar checker rejects {r['sentiment']['hand_written']['checker_rejects']:.0%} "
                  "of the hand-written reviews (they are outside the corpus grammar).")
-    lines += ["", "| sampler | steps | grammatical | VADER adherence |", "|---|---|---|---|"]
-    lines += [f"| {v['sampler']} | {v['steps']} | {v['grammatical']:.1%} | {v['vader_adherence']:.1%} |"
-              for v in r["samplers"].values()]
+    lines += ["", f"Samplers at temperature {tasks.DEFAULT_TEMPERATURE}, guidance {tasks.DEFAULT_GUIDANCE:g}:", "",
+              "| sampler | steps | grammatical | VADER adherence | distinct |", "|---|---|---|---|---|"]
+    lines += [f"| {v['sampler']} | {v['steps']} | {v['grammatical']:.1%} | {v['vader_adherence']:.1%} "
+              f"| {v.get('distinct', float('nan')):.0%} |" for v in r["samplers"].values()]
+    if "temperatures" in r:
+        lines += ["", f"generate's sampler ({tasks.DEFAULT_SAMPLER}, {tasks.STEPS['generate']} steps) by temperature "
+                  "and guidance, on the caption and user prompts:", "",
+                  "| temperature | guidance | grammatical | VADER adherence | distinct |", "|---|---|---|---|---|"]
+        lines += [f"| {v['temperature']} | {v['guidance']:g} | {v['grammatical']:.1%} | {v['vader_adherence']:.1%} "
+                  f"| {v['distinct']:.0%} |" for v in r["temperatures"].values()]
     return "\n".join(lines) + "\n"
