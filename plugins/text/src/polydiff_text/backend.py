@@ -19,11 +19,13 @@ corpus's ``drop`` leaves the sentiment or the product out of a quarter of the re
 ``PARAPHRASE_SHARE`` of the review captions are reworded ("poor phone review"), so prompts need
 not be phrased like the corpus; ``cond_dropout`` swaps in the empty prompt for guidance.
 
-Retrain the shipped checkpoint's recipe with ``OMP_NUM_THREADS=1 polydiff train text -o DIR`` (RECIPE below:
-12000 steps of batch 64, cosine learning rate with warm-up, bf16 autocast; the shipped run took
-102 minutes on one thread of a 2-core machine beside one other training job, final loss 0.50;
-its config is in ``weights/words-transformer/model.json``).
-``polydiff train text --steps N --out DIR`` resumes a run in DIR to N steps.
+Retrain the shipped checkpoint's recipe with ``OMP_NUM_THREADS=1 polydiff train text -o DIR``:
+stage 1 (RECIPE below: 12000 steps of batch 64, cosine learning rate with warm-up, bf16
+autocast; 102 minutes on one thread of a 2-core machine beside another training job, final loss
+0.50) into DIR/stage-1, then each of STAGES from the stage before it (new data, a fresh cosine
+cycle, stratified times) into DIR/stage-2, ... and DIR; the last stage's config is in
+``weights/words-transformer/model.json``. A stage already finished in its folder is skipped, and
+an interrupted one resumes.
 """
 from __future__ import annotations
 
@@ -45,9 +47,11 @@ RECIPE = dict(steps=12000, batch_size=64, lr=1e-3, lr_schedule="cosine", lr_fina
               autocast="bf16", weight_decay=0.01, ema_decay=0.999,
               prediction="logits", schedule="mask-linear", cond_dropout=0.1, grad_clip=1.0, seed=0,
               log_every=50, checkpoint_every=250)
-# stage 2: the same network trained on from stage 1's weights, on new data (seed 1), with a fresh
-# cosine cycle and stratified training times (a lower-variance MDLM loss)
-FINETUNE = dict(steps=10000, lr=5e-4, lr_final=2e-5, warmup=200, t_sampling="stratified", seed=1)
+# later stages: the same network trained on from the previous stage's weights, each on new data
+# (its own seed), with a fresh cosine cycle and stratified training times (a lower-variance MDLM
+# loss); the shipped checkpoint is the last stage's
+STAGES = [dict(steps=10000, lr=5e-4, lr_final=2e-5, warmup=200, t_sampling="stratified", seed=1),
+          dict(steps=6000, lr=3e-4, lr_final=1e-5, warmup=200, t_sampling="stratified", seed=2)]
 ARCH = dict(length=LENGTH, dim=192, layers=4, heads=4, cond_dim=384, dropout=0.0)
 
 PARAPHRASE_SHARE = 0.3
@@ -153,14 +157,19 @@ def _finished(folder: Path, steps: int) -> bool:
 
 
 def train(out=None, progress=True, **overrides) -> Path:
-    """Stage 1 (RECIPE) into ``out/stage-1``, then stage 2 (FINETUNE, from stage 1's weights)
-    into ``out``; the CLI's overrides apply to stage 2. A finished stage 1 already in
-    ``out/stage-1`` (its model.json at RECIPE's steps) is used as it is."""
+    """Stage 1 (RECIPE) into ``out/stage-1``, each of STAGES from the previous one's weights
+    into ``out/stage-2``, ..., the last into ``out``; the CLI's overrides apply to the last. A
+    finished stage already in its folder (model.json at its steps) is used as it is."""
     out = Path(WEIGHTS_DIR if out is None else out)
-    first = out / "stage-1"
-    if not _finished(first, RECIPE["steps"]):
-        _fit(first, RECIPE, progress)
-    return _fit(out, {**RECIPE, **FINETUNE, **overrides}, progress, start=first)
+    recipes = [RECIPE] + [{**RECIPE, **stage} for stage in STAGES]
+    recipes[-1] = {**recipes[-1], **overrides}
+    previous = None
+    for k, recipe in enumerate(recipes, start=1):
+        folder = out if k == len(recipes) else out / f"stage-{k}"
+        if k == len(recipes) or not _finished(folder, recipe["steps"]):
+            path = _fit(folder, recipe, progress, start=previous)
+        previous = folder
+    return path
 
 
 def load(device, folder=None) -> polydiff.LoadedModel:
