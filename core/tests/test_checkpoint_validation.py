@@ -165,3 +165,17 @@ def test_a_trainer_checkpoint_records_no_absolute_out(tmp_path):
     make_trainer(tmp_path.resolve(), steps=1, checkpoint_every=None).fit()
     for name in ("model.json", "train_state.json"):
         assert str(tmp_path.resolve()) not in (tmp_path / name).read_text(), name
+
+
+def test_only_checkpoints_shipped_with_their_builder_skip_the_meta_build(tmp_path):
+    """A checkpoint inside the package that defines ``build`` is as trusted as that code, so
+    load_trained skips the meta-device pre-check for it (the real load still checks shapes);
+    any other folder gets it."""
+    from pathlib import Path
+
+    from polydiff import checkpoint
+
+    home = Path(checkpoint.__file__).parent
+    assert checkpoint._ships_with(checkpoint.load_trained, home / "weights" / "some-model")
+    assert not checkpoint._ships_with(checkpoint.load_trained, tmp_path)
+    assert not checkpoint._ships_with(checkpoint.load_trained, home.parent / "elsewhere")

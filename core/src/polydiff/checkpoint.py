@@ -320,14 +320,17 @@ def load_trained(folder, build, device="cpu", *, config_model=None) -> LoadedMod
     ``model_config`` is checked first (``check_model_config``): against ``config_model`` (a
     pydantic model; default: ``build.config_model`` if the class declares one), against
     ``build``'s signature, then by building the network on the meta device (no memory) and
-    comparing its parameter count and tensor shapes with the checkpoint's. Step grids tuned
-    for the model (``step-grids.json`` in the folder, see ``polydiff.tune_steps``) come along."""
+    comparing its parameter count and tensor shapes with the checkpoint's; a checkpoint shipped
+    inside the package that defines ``build`` skips the meta build (as trusted as the code that
+    builds it; the real load still checks every shape), which saves a CLI call the 1.2 s that
+    torch takes to import torch._dynamo for meta-device arithmetic. Step grids tuned for the
+    model (``step-grids.json`` in the folder, see ``polydiff.tune_steps``) come along."""
     from .contract import LoadedModel
     from .registries import components
 
     tensors, config = load_checkpoint(folder, device=device)
     model_config = check_model_config(build, config.get("model_config", {}), tensors, where=folder,
-                                      config_model=config_model)
+                                      config_model=config_model, build_on_meta=not _ships_with(build, folder))
     try:
         net = build(**model_config).to(device)
         net.load_state_dict(tensors)
@@ -346,8 +349,18 @@ def load_trained(folder, build, device="cpu", *, config_model=None) -> LoadedMod
                        sampler=config.get("sampler", "ddpm" if config.get("times") else None))
 
 
+def _ships_with(build, folder) -> bool:
+    """Whether the checkpoint lies inside the package directory of the module defining ``build``."""
+    try:
+        home = Path(inspect.getfile(build)).resolve().parent
+        where = Path(folder).resolve()
+    except (TypeError, OSError):
+        return False
+    return where == home or home in where.parents
+
+
 def check_model_config(build, model_config: dict, tensors: dict | None = None, *, where="checkpoint",
-                       config_model=None) -> dict:
+                       config_model=None, build_on_meta: bool = True) -> dict:
     """``model_config`` as ``build`` should receive it, or one line naming what is wrong: an
     unknown key, a value of the wrong type, a network over ``MAX_PARAMETERS``, or tensor shapes
     that differ from the checkpoint's. Nothing real is allocated."""
@@ -367,6 +380,8 @@ def check_model_config(build, model_config: dict, tensors: dict | None = None, *
         except ValidationError as exc:
             bad(" ".join(describe(exc).split()))
     _check_signature(build, model_config, bad)
+    if not build_on_meta:
+        return model_config
     try:
         with torch.device("meta"):
             shapes = {k: tuple(v.shape) for k, v in build(**model_config).state_dict().items()}

@@ -135,3 +135,13 @@ def test_generate_defaults_are_the_evaluated_ones(tiny):
     assert (run["sampler"], run["guidance"], run["sampler_options"]) == ("remask", 1.0, {"temperature": 0.3})
     run = _gen(prompt="a review", sampler="mdlm", guidance=2.0, temperature=1.0).metadata["resolved"]
     assert (run["sampler"], run["guidance"], run["sampler_options"]) == ("mdlm", 2.0, {"temperature": 1.0})
+
+
+def test_loading_the_shipped_model_does_not_import_dynamo():
+    """The shipped checkpoint skips the meta-device build, which would import torch._dynamo
+    (1.2 s of a CLI call) for meta-tensor arithmetic."""
+    code = ("import sys; from polydiff_text import backend; backend.load('cpu'); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
