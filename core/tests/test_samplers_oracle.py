@@ -107,11 +107,15 @@ def test_sampler_loop_never_syncs(name, options):
 
 def test_sample_syncs_do_not_grow_with_steps():
     """The whole ``sample`` call, constraints included, reads a fixed number of values on the
-    host (building the grid, the final NaN check), however many steps it takes."""
+    host (building the grid, the final NaN check), however many steps it takes; a grid built
+    by an earlier call is reused, so both runs here build theirs."""
+    from polydiff.loop import _GRIDS
+
     gm = _mixture()
     known, mask = torch.tensor([1.0, 0.0]), torch.tensor([1.0, 0.0])
     counts = []
     for steps in (4, 8):
+        _GRIDS.clear()
         with HostSyncs() as mode:
             polydiff.sample(gm, (3, 2), steps=steps,
                             constraints=[polydiff.Replacement(known, mask, resample=2)])
