@@ -129,10 +129,10 @@ def test_layout_fits_every_corpus_record():
 
 
 def test_generate_defaults_are_the_evaluated_ones(tiny):
-    """generate runs remask at temperature 0.3 without guidance unless told otherwise (the
+    """generate runs remask at temperature 0.5 without guidance unless told otherwise (the
     settings `polydiff eval text`'s temperature table chose); the request's values win."""
     run = _gen(prompt="a review").metadata["resolved"]
-    assert (run["sampler"], run["guidance"], run["sampler_options"]) == ("remask", 1.0, {"temperature": 0.3})
+    assert (run["sampler"], run["guidance"], run["sampler_options"]) == ("remask", 1.0, {"temperature": 0.5})
     run = _gen(prompt="a review", sampler="mdlm", guidance=2.0, temperature=1.0).metadata["resolved"]
     assert (run["sampler"], run["guidance"], run["sampler_options"]) == ("mdlm", 2.0, {"temperature": 1.0})
 
