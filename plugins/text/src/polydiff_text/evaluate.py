@@ -281,7 +281,7 @@ def markdown(r: dict) -> str:
              "|---|---|---|---|---|---|"]
     for k, v in g.items():
         lines.append(f"| {k.replace('_', ' ')} | {v['samples']} | {v['grammatical']:.1%} | {v['vader_adherence']:.1%} "
-                     f"| {v['own_label_adherence']:.1%} | {v.get('distinct', float('nan')):.0%} |")
+                     f"| {v['own_label_adherence']:.1%} | {v['distinct']:.0%} |")
     lines += ["", "| infill (1-3 masked tokens per text) | token accuracy |", "|---|---|",
               f"| masked diffusion | {i['model_accuracy']:.1%} |", f"| bigram Viterbi fill | {i['bigram_accuracy']:.1%} |",
               "", f"| summarise ({s['paragraphs']} paragraphs) | ROUGE-1 | ROUGE-2 | all four facts |", "|---|---|---|---|",
@@ -297,11 +297,10 @@ def markdown(r: dict) -> str:
     lines += ["", f"Samplers at temperature {tasks.DEFAULT_TEMPERATURE}, guidance {tasks.DEFAULT_GUIDANCE:g}:", "",
               "| sampler | steps | grammatical | VADER adherence | distinct |", "|---|---|---|---|---|"]
     lines += [f"| {v['sampler']} | {v['steps']} | {v['grammatical']:.1%} | {v['vader_adherence']:.1%} "
-              f"| {v.get('distinct', float('nan')):.0%} |" for v in r["samplers"].values()]
-    if "temperatures" in r:
-        lines += ["", f"generate's sampler ({tasks.DEFAULT_SAMPLER}, {tasks.STEPS['generate']} steps) by temperature "
-                  "and guidance, on the caption and user prompts:", "",
-                  "| temperature | guidance | grammatical | VADER adherence | distinct |", "|---|---|---|---|---|"]
-        lines += [f"| {v['temperature']} | {v['guidance']:g} | {v['grammatical']:.1%} | {v['vader_adherence']:.1%} "
-                  f"| {v['distinct']:.0%} |" for v in r["temperatures"].values()]
+              f"| {v['distinct']:.0%} |" for v in r["samplers"].values()]
+    lines += ["", f"generate's sampler ({tasks.DEFAULT_SAMPLER}, {tasks.STEPS['generate']} steps) by temperature "
+              "and guidance, on the caption and user prompts:", "",
+              "| temperature | guidance | grammatical | VADER adherence | distinct |", "|---|---|---|---|---|"]
+    lines += [f"| {v['temperature']} | {v['guidance']:g} | {v['grammatical']:.1%} | {v['vader_adherence']:.1%} "
+              f"| {v['distinct']:.0%} |" for v in r["temperatures"].values()]
     return "\n".join(lines) + "\n"
